@@ -1,0 +1,223 @@
+"""Head ablation at ``blocks.{l}.attn.hook_z`` and perplexity, with a sweep engine that
+does not recompute what an ablation cannot change.
+
+``hook_z`` is the per-head attention output before W_O, shape [batch, pos, head, d_head].
+Zero-ablation sets one head's slice to 0 at every position; mean-ablation sets it to a mean
+vector estimated on a named set of tokens (which may be disjoint from the evaluated ones).
+
+The plain way (the original's) runs one full forward per ablated head. The engine instead
+runs each chunk once, capturing the residual stream (and the arguments) entering every
+block, and then, for an ablation whose earliest touched layer is ``k``, runs only blocks
+``k..L-1``, the final norm and the unembedding. The Bridge's own ``start_at_layer`` still
+executes blocks ``0..k-1`` internally, so it saves nothing; the engine calls the Bridge's
+block modules directly, so every Bridge hook still fires. Heads of one layer can be batched
+(``head_batch``) where that pays (on GPUs; on two CPU cores it does not).
+
+Per-token losses are kept as sums over blocks of :data:`BLOCK` predicted tokens, so
+perplexity over any subset of chunks, and bootstrap intervals over blocks, need no new
+forward pass.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from .errors import NonFiniteLoss
+
+BLOCK = 64  # predicted tokens per bootstrap block
+
+Head = tuple[int, int]
+
+
+def hook_z_name(layer: int) -> str:
+    return f"blocks.{layer}.attn.hook_z"
+
+
+def token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits[:, :-1] against tokens[:, 1:], per token: [batch, T-1]."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    return -logp.gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+
+def block_sums(nll_row: torch.Tensor) -> list[float]:
+    """Sums of one chunk's per-token losses over consecutive blocks of BLOCK tokens."""
+    values = nll_row.detach().to("cpu", torch.float64)
+    return [float(values[i:i + BLOCK].sum()) for i in range(0, values.numel(), BLOCK)]
+
+
+def block_counts(n_predicted: int) -> list[int]:
+    return [min(BLOCK, n_predicted - i) for i in range(0, n_predicted, BLOCK)]
+
+
+def check_finite(nll: torch.Tensor, step: str) -> None:
+    if not torch.isfinite(nll).all():
+        bad = nll[~torch.isfinite(nll)].flatten()[0].item()
+        raise NonFiniteLoss(
+            f"the loss became {bad} at step {step}; the model or the ablation produced "
+            "non-finite logits (check the device's numerics, or run with --device cpu)."
+        )
+
+
+def ablation_hook(kind: str, heads: Sequence[int], means: torch.Tensor | None = None,
+                  batched: bool = False) -> Callable:
+    """A hook_z hook that ablates ``heads`` (zero or mean).
+
+    With ``batched``, batch element i ablates ``heads[i]`` alone; otherwise every batch
+    element ablates all of ``heads``.
+    """
+    if kind not in ("zero", "mean"):
+        raise ValueError(f"unknown ablation kind {kind!r}")
+    if kind == "mean" and means is None:
+        raise ValueError("mean-ablation needs the means of this layer's heads")
+    heads = list(heads)
+
+    def hook(z: torch.Tensor, hook=None) -> torch.Tensor:
+        if batched:
+            for i, h in enumerate(heads):
+                z[i, :, h, :] = 0.0 if kind == "zero" else means[h].to(z.dtype)
+        elif kind == "zero":
+            z[:, :, heads, :] = 0.0
+        else:
+            z[:, :, heads, :] = means[heads].to(z.dtype)
+        return z
+
+    return hook
+
+
+def group_by_layer(heads: Iterable[Head]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for layer, head in heads:
+        grouped.setdefault(int(layer), []).append(int(head))
+    return grouped
+
+
+@dataclass
+class Capture:
+    """What entered each block during one chunk's clean forward, and the clean loss."""
+
+    tokens: torch.Tensor  # [1, T]
+    inputs: dict[int, tuple[tuple, dict]]
+    baseline_nll: torch.Tensor  # [T-1]
+
+
+class AblationEngine:
+    """Ablated perplexities for a loaded model (see the module docstring)."""
+
+    def __init__(self, lm, head_batch: int = 1):
+        self.lm = lm
+        self.bridge = lm.bridge
+        self.device = lm.device
+        self.n_layers = lm.n_layers
+        self.n_heads = lm.n_heads
+        self.head_batch = max(1, int(head_batch))
+        self.forwards = 0.0  # work done, in units of one full forward of one chunk
+
+    # -- the plain way ------------------------------------------------------------------
+    def forward_nll(self, chunk: torch.Tensor, fwd_hooks: Sequence = ()) -> torch.Tensor:
+        """Per-token loss of one chunk [T] through a full ``run_with_hooks`` forward."""
+        tokens = chunk.view(1, -1).to(self.device)
+        with torch.no_grad():
+            logits = self.bridge.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks), use_cache=False)
+        self.forwards += 1
+        return token_nll(logits, tokens)[0]
+
+    # -- the engine ----------------------------------------------------------------------
+    def capture(self, chunk: torch.Tensor) -> Capture:
+        """One clean forward that records each block's input arguments."""
+        tokens = chunk.view(1, -1).to(self.device)
+        inputs: dict[int, tuple[tuple, dict]] = {}
+        handles = []
+        for layer in range(self.n_layers):
+            def pre(module, args, kwargs, layer=layer):
+                inputs[layer] = (tuple(args), dict(kwargs))
+            handles.append(self.bridge.blocks[layer].register_forward_pre_hook(pre, with_kwargs=True))
+        try:
+            with torch.no_grad():
+                logits = self.bridge(tokens, use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.forwards += 1
+        nll = token_nll(logits, tokens)[0]
+        check_finite(nll, "baseline (no ablation)")
+        return Capture(tokens, inputs, nll)
+
+    def _hidden(self, cap: Capture, layer: int) -> torch.Tensor:
+        args, kwargs = cap.inputs[layer]
+        return args[0] if args else kwargs["hidden_states"]
+
+    def resume_nll(self, cap: Capture, start: int, fwd_hooks: Sequence, batch: int = 1) -> torch.Tensor:
+        """Per-token loss [batch, T-1] running blocks ``start..L-1`` from the captured input."""
+        x = self._hidden(cap, start)
+        if batch > 1:
+            x = x.expand(batch, *x.shape[1:]).clone()
+        with torch.no_grad(), self.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+            for layer in range(start, self.n_layers):
+                args, kwargs = cap.inputs[layer]
+                kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+                out = self.bridge.blocks[layer](x, *args[1:], **kwargs)
+                x = out[0] if isinstance(out, tuple) else out
+            logits = self.bridge.unembed(self.bridge.ln_final(x))
+        self.forwards += batch * (self.n_layers - start) / self.n_layers
+        return token_nll(logits, cap.tokens.expand(batch, -1))
+
+    def ablated_nll(self, cap: Capture, heads: Sequence[Head], kind: str,
+                    means: torch.Tensor | None = None, step: str = "") -> torch.Tensor:
+        """Per-token loss [T-1] with all ``heads`` ablated at once."""
+        if not heads:
+            return cap.baseline_nll
+        grouped = group_by_layer(heads)
+        hooks = [(hook_z_name(l), ablation_hook(kind, hs, None if means is None else means[l]))
+                 for l, hs in sorted(grouped.items())]
+        nll = self.resume_nll(cap, min(grouped), hooks)[0]
+        check_finite(nll, step or f"{kind}-ablation of {len(heads)} head(s)")
+        return nll
+
+    def layer_single_nll(self, cap: Capture, layer: int, kind: str,
+                         means: torch.Tensor | None = None,
+                         heads: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Per-token losses [T-1] for each head of ``layer`` ablated alone."""
+        heads = list(range(self.n_heads)) if heads is None else list(heads)
+        layer_means = None if means is None else means[layer]
+        out: list[torch.Tensor] = []
+        for i in range(0, len(heads), self.head_batch):
+            group = heads[i:i + self.head_batch]
+            hook = ablation_hook(kind, group, layer_means, batched=len(group) > 1)
+            nll = self.resume_nll(cap, layer, [(hook_z_name(layer), hook)], batch=len(group))
+            for j, h in enumerate(group):
+                check_finite(nll[j], f"{kind}-ablation of L{layer}H{h}")
+                out.append(nll[j])
+        return out
+
+    # -- means -------------------------------------------------------------------------
+    def hook_z_sums(self, chunk: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Sum over positions of hook_z for every layer: ([L, H, d_head] float64, count)."""
+        sums = torch.zeros(self.n_layers, self.n_heads, self.lm.d_head, dtype=torch.float64)
+        hooks = []
+        for layer in range(self.n_layers):
+            def acc(z, hook=None, layer=layer):
+                sums[layer] += z.detach().to("cpu", torch.float64).sum(dim=(0, 1))
+                return z
+            hooks.append((hook_z_name(layer), acc))
+        tokens = chunk.view(1, -1).to(self.device)
+        with torch.no_grad():
+            self.bridge.run_with_hooks(tokens, fwd_hooks=hooks, use_cache=False)
+        self.forwards += 1
+        return sums, int(tokens.numel())
+
+
+def ppl_from(nll_sum: float, count: int) -> float:
+    return math.exp(nll_sum / count)
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,172 @@
+"""An evidence cache that cannot lie.
+
+Each measurement is an *entry*, named by the sha256 of its key (model, weights hash,
+processing, data fingerprint, tokens, ctx, ablation kind, measurement version, ...). An
+entry is a folder of *units* (one layer of one chunk, one chunk of a curve): a sweep
+checkpoints each finished unit, so an interrupted run resumes where it stopped.
+
+Every unit file carries its key and a sha256 of its content and is written atomically
+(temporary file, fsync, rename). A unit that is truncated, altered or written under another
+key is reported in one line, deleted and recomputed. Workers that need the same entry take
+its lock, so a measurement is computed once and never read half-written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from filelock import FileLock
+
+log = logging.getLogger("semphase.cache")
+FORMAT = 1
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def key_hash(key: dict) -> str:
+    return hashlib.sha256(canonical(key).encode()).hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class CacheEntry:
+    """One keyed measurement: a folder of checksummed unit files."""
+
+    def __init__(self, root: Path, kind: str, key: dict, stats: dict | None = None):
+        self.kind = kind
+        # Normalised through JSON (tuples become lists) so that a key read back compares equal.
+        self.key = json.loads(canonical(dict(key, kind=kind)))
+        self.key_sha256 = key_hash(self.key)
+        self.dir = Path(root) / kind / self.key_sha256[:24]
+        self.stats = stats if stats is not None else {"hits": 0, "computed": 0, "corrupt": 0}
+
+    def lock(self, timeout: float = -1) -> FileLock:
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.dir) + ".lock", timeout=timeout)
+
+    def _path(self, unit: str) -> Path:
+        safe = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in unit)
+        return self.dir / f"{safe}.json"
+
+    @staticmethod
+    def _digest(key_sha: str, unit: str, data: Any) -> str:
+        return hashlib.sha256(canonical([key_sha, unit, data]).encode()).hexdigest()
+
+    def get(self, unit: str) -> Any | None:
+        """The unit's data, or None when absent. A damaged or foreign unit is reported,
+        deleted and treated as absent."""
+        path = self._path(unit)
+        if not path.exists():
+            return None
+        problem = None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("format") != FORMAT or record.get("unit") != unit:
+                problem = "has another format or unit name"
+            elif record.get("key_sha256") != self.key_sha256 or record.get("key") != self.key:
+                problem = "was written under another key (model, data, options or code version)"
+            elif record.get("sha256") != self._digest(self.key_sha256, unit, record.get("data")):
+                problem = "fails its checksum (altered or truncated)"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            problem = "is not readable JSON (truncated or altered)"
+        if problem:
+            self.stats["corrupt"] += 1
+            log.warning("semphase cache: %s %s; deleted, it will be recomputed.", path, problem)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        self.stats["hits"] += 1
+        return record["data"]
+
+    def put(self, unit: str, data: Any) -> None:
+        record = {
+            "format": FORMAT,
+            "key": self.key,
+            "key_sha256": self.key_sha256,
+            "unit": unit,
+            "data": data,
+            "sha256": self._digest(self.key_sha256, unit, data),
+        }
+        atomic_write_text(self._path(unit), json.dumps(record, allow_nan=True))
+        self.stats["computed"] += 1
+
+    def get_or_compute(self, unit: str, compute: Callable[[], Any]) -> Any:
+        data = self.get(unit)
+        if data is None:
+            data = compute()
+            self.put(unit, data)
+        return data
+
+
+class EvidenceStore:
+    """The cache root. ``None`` as root makes a store that keeps nothing on disk."""
+
+    def __init__(self, root: str | os.PathLike | None):
+        self.root = Path(root) if root else None
+        self.stats = {"hits": 0, "computed": 0, "corrupt": 0}
+        self._memory: dict[str, _MemoryEntry] = {}
+
+    def entry(self, kind: str, key: dict):
+        if self.root is None:
+            entry = _MemoryEntry(kind, key, self.stats)
+            return self._memory.setdefault(entry.key_sha256, entry)
+        return CacheEntry(self.root, kind, key, self.stats)
+
+
+class _NullLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _MemoryEntry:
+    """Same interface as :class:`CacheEntry`, in memory only (for ``--no-cache``)."""
+
+    def __init__(self, kind: str, key: dict, stats: dict):
+        self.kind = kind
+        self.key = dict(key, kind=kind)
+        self.key_sha256 = key_hash(self.key)
+        self.stats = stats
+        self.units: dict[str, Any] = {}
+
+    def lock(self, timeout: float = -1):
+        return _NullLock()
+
+    def get(self, unit: str):
+        if unit in self.units:
+            self.stats["hits"] += 1
+        return self.units.get(unit)
+
+    def put(self, unit: str, data: Any) -> None:
+        self.units[unit] = json.loads(canonical(data))
+        self.stats["computed"] += 1
+
+    get_or_compute = CacheEntry.get_or_compute

