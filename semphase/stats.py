@@ -40,7 +40,14 @@ def boot_ppl(blocks: np.ndarray, cnt: np.ndarray, weights: np.ndarray) -> np.nda
 
 
 def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    lo, hi = np.nanquantile(samples, [(1 - level) / 2, 1 - (1 - level) / 2])
+    """Percentile interval; with infinite replicates (a ratio over a zero denominator) the
+    nearest order statistics are used, so that the bounds are never NaN."""
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+    samples = np.asarray(samples, dtype=float)
+    if np.isinf(samples).any():
+        lo, hi = np.nanquantile(samples, q, method="nearest")
+    else:
+        lo, hi = np.nanquantile(samples, q)
     return float(lo), float(hi)
 
 

@@ -1,0 +1,81 @@
+"""The evidence cache cannot lie: checksums, keys, atomic writes, resumption."""
+import json
+import logging
+
+import pytest
+
+from semphase.cache import EvidenceStore, atomic_write_text
+
+pytestmark = pytest.mark.machinery
+KEY = {"model": "m", "weights_sha256": "abc", "tokens_sha256": "t1", "measurement_version": "1"}
+
+
+def _unit_file(store, kind, key, unit):
+    return store.entry(kind, key).dir / f"{unit}.json"
+
+
+def test_roundtrip_and_hit(tmp_path):
+    store = EvidenceStore(tmp_path)
+    e = store.entry("single-zero", KEY)
+    e.put("L0_c0", [[1.5, 2.25]])
+    assert store.entry("single-zero", KEY).get("L0_c0") == [[1.5, 2.25]]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_damaged_unit_is_reported_deleted_and_recomputed(tmp_path, caplog, damage):
+    store = EvidenceStore(tmp_path)
+    store.entry("single-zero", KEY).put("L0_c0", [[1.5, 2.25]])
+    path = _unit_file(store, "single-zero", KEY, "L0_c0")
+    raw = path.read_bytes()
+    if damage == "flip":
+        i = raw.index(b"2.25")
+        raw = raw[:i] + b"3" + raw[i + 1:]
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw = b"\x00\xff nonsense"
+    path.write_bytes(raw)
+    calls = []
+    with caplog.at_level(logging.WARNING, logger="semphase.cache"):
+        value = store.entry("single-zero", KEY).get_or_compute("L0_c0", lambda: calls.append(1) or [[9.0]])
+    assert value == [[9.0]] and calls == [1]
+    assert len([r for r in caplog.records if "recomputed" in r.getMessage()]) == 1
+    assert store.stats["corrupt"] == 1
+    assert store.entry("single-zero", KEY).get("L0_c0") == [[9.0]]
+
+
+def test_unit_under_another_key_is_never_reused(tmp_path):
+    store = EvidenceStore(tmp_path)
+    store.entry("single-zero", KEY).put("L0_c0", [1.0])
+    # a changed key lives elsewhere ...
+    for change in ({"weights_sha256": "other"}, {"tokens_sha256": "t2"}, {"measurement_version": "2"}):
+        assert store.entry("single-zero", dict(KEY, **change)).get("L0_c0") is None
+    # ... and a file moved under a foreign key is detected
+    other = dict(KEY, tokens_sha256="t2")
+    src = _unit_file(store, "single-zero", KEY, "L0_c0")
+    dst = _unit_file(store, "single-zero", other, "L0_c0")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes())
+    assert store.entry("single-zero", other).get("L0_c0") is None
+
+
+def test_atomic_write_leaves_no_partial_files(tmp_path):
+    target = tmp_path / "x.json"
+    atomic_write_text(target, json.dumps({"a": 1}))
+    atomic_write_text(target, json.dumps({"a": 2}))
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_tuples_in_keys_read_back_equal(tmp_path):
+    store = EvidenceStore(tmp_path)
+    key = dict(KEY, order=[(0, 1), (2, 3)])
+    store.entry("curve-zero", key).put("n5_c0", [1.0])
+    assert store.entry("curve-zero", key).get("n5_c0") == [1.0]
+    assert store.stats["corrupt"] == 0
+
+
+def test_memory_store_keeps_nothing_on_disk(tmp_path):
+    store = EvidenceStore(None)
+    store.entry("k", KEY).put("u", [1])
+    assert store.entry("k", KEY).get("u") == [1]

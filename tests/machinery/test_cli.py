@@ -1,0 +1,126 @@
+"""The command line and the pytest options: bad input gets one clear sentence and a
+non-zero exit, and nothing earlier is lost."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.machinery
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "semphase", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=600)
+
+
+def one_sentence_error(res, *needles):
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = [l for l in res.stderr.splitlines() if l.startswith("semphase: error:")]
+    assert len(lines) == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_unknown_model():
+    one_sentence_error(cli("run", "exp10", "--model", "gpt5", "--budget", "smoke", "--output-dir", "/tmp/x-semphase"),
+                       "unknown model 'gpt5'")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_no_cuda():
+    one_sentence_error(cli("run", "exp10", "--model", "smollm2-135m", "--device", "cuda", "--output-dir",
+                           "/tmp/x-semphase"), "no CUDA device")
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_sentence_error(cli("run", "exp10", "--model", "smollm2-135m", "--output-dir", str(blocker / "out")),
+                       "not writable")
+
+
+@pytest.fixture
+def tiny_run(tiny_llama, tiny_text, tmp_path):
+    def run(*extra):
+        return cli("run", "exp10", "--model", str(tiny_llama), "--text-file", str(tiny_text), "--quiet",
+                   "--output-dir", str(tmp_path / "out"), *extra)
+    return run
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--tokens", "0"), "--tokens 0"),
+    (("--tokens", "-3"), "--tokens -3"),
+    (("--tokens", "99999999"), "the data has only"),
+    (("--layers", "0,7"), "--layers"),
+    (("--parts", "az"), "--parts"),
+])
+def test_bad_numbers(tiny_run, args, needle):
+    one_sentence_error(tiny_run(*args), needle)
+
+
+def test_bad_text_files(tiny_llama, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe\x00abc")
+    for path, needle in ((empty, "is empty"), (binary, "not UTF-8"), (tmp_path / "none.txt", "does not exist")):
+        one_sentence_error(cli("run", "exp10", "--model", str(tiny_llama), "--text-file", str(path),
+                               "--output-dir", str(tmp_path / "o")), needle)
+
+
+def test_data_dir_without_the_file(tiny_llama, tmp_path):
+    one_sentence_error(cli("run", "exp10", "--model", str(tiny_llama), "--data-dir", str(tmp_path),
+                           "--output-dir", str(tmp_path / "o")), "has no wikitext-2-raw")
+
+
+def test_run_writes_exp10a_and_a_failed_rerun_keeps_it(tiny_run, tmp_path):
+    res = tiny_run("--parts", "a", "--tokens", "128", "--ctx", "64", "--layers", "0,2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "out"
+    data = json.loads(next((out / "data").glob("exp10a_*.json")).read_text())
+    assert {"model", "n_tokens", "baseline_ppl", "heads"} <= set(data)
+    assert data["n_tokens"] == 128
+    assert {h["layer"] for h in data["heads"]} == {0, 2} and len(data["heads"]) == 8
+    for h in data["heads"]:
+        assert h["ablation"] == "zero"
+        assert abs(h["delta_ppl"] - (h["ppl"] - data["baseline_ppl"]) / data["baseline_ppl"]) < 1e-12
+    before = {p: p.read_bytes() for p in (out / "data").glob("*.json")}
+    bad = tiny_run("--parts", "a", "--tokens", "0")
+    assert bad.returncode == 2
+    assert before == {p: p.read_bytes() for p in (out / "data").glob("*.json")}
+    assert (out / "reports" / "exp10_results.md").is_file()
+
+
+def test_pytest_device_cuda_is_a_usage_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = subprocess.run([sys.executable, "-m", "pytest", "-m", "exp10", "--model", "smollm2-135m", "--device",
+                          "cuda", "-p", "no:cacheprovider", str(ROOT / "tests" / "claims")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 4
+    assert "no CUDA device" in res.stderr + res.stdout
+
+
+def test_pytest_unknown_model_is_a_usage_error():
+    res = subprocess.run([sys.executable, "-m", "pytest", "--model", "nonsense-model", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "claims")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 4
+    assert "unknown model 'nonsense-model'" in res.stderr + res.stdout
+
+
+def test_pytest_gpt2_offline_skips_with_the_reason(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-m", "exp10", "--model", "gpt2", "-rs", "--no-report",
+                          "-p", "no:cacheprovider", str(ROOT / "tests" / "claims")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "error" not in res.stdout.splitlines()[-1]
+    assert "not in the local Hugging Face cache and the hub cannot be reached" in res.stdout
