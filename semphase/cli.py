@@ -5,6 +5,7 @@ Errors caused by the input or the machine print one sentence (no traceback) and 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -16,10 +17,11 @@ def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
     if not text:
         return None
     try:
-        layers = sorted({int(x) for x in text.replace(" ", "").split(",") if x != ""})
+        given = [int(x) for x in text.replace(" ", "").split(",") if x != ""]
     except ValueError:
         raise SemphaseError(f"--layers {text!r}: give layer numbers separated by commas, e.g. 0,5,29.") from None
-    bad = [l for l in layers if not 0 <= l < n_layers]
+    bad = [l for l in given if not -n_layers <= l < n_layers]
+    layers = sorted({l % n_layers for l in given})
     if bad or not layers:
         raise SemphaseError(f"--layers {text!r}: this model has layers 0 to {n_layers - 1}; "
                             f"{', '.join(map(str, bad)) or 'none given'} out of range.")
@@ -59,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="heads of one layer run as one batch (default: 1 on CPU, all heads on CUDA)")
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
-    bench.add_argument("what", choices=["ablation"])
+    bench.add_argument("what", nargs="?", default="all",
+                       choices=["all", "ablation", "cache", "workers", "memory", "memory-child"],
+                       help="all (ablation, cache, workers), or one of them; memory is separate")
     _common(bench)
-    bench.add_argument("--layers", default=None, help="layers to sweep (default all)")
+    bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")
     bench.add_argument("--head-batch", type=int, default=None)
+    bench.add_argument("--bench-models", action="append", default=None,
+                       help="workers: the models to test (repeat; default --model)")
+    bench.add_argument("--token-counts", default=None, help="memory: token counts, default 2048,8192")
 
     sub.add_parser("models", help="list the model registry")
     return parser
@@ -112,56 +119,68 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    """Time the engine's single-head zero sweep against the plain loop on the same tokens."""
-    import numpy as np
-    import torch
-
-    from .ablation import AblationEngine, ablation_hook, hook_z_name
+    """Speed and memory benchmarks; each prints its ratio, measured in this one run."""
+    from . import bench
 
     args.budget = "quick"
+    what = args.what
+    if what == "memory":
+        return _bench_memory(args)
     lm, _, ts = _setup(args)
     layers = parse_layers(args.layers, lm.n_layers) or list(range(lm.n_layers))
-    heads = [(l, h) for l in layers for h in range(lm.n_heads)]
-    print(f"bench ablation: {lm.name} on {lm.device}, {ts.n_tokens} tokens ({ts.n_chunks} x {ts.ctx}), "
-          f"{len(heads)} heads", file=sys.stderr)
-    engine = AblationEngine(lm, head_batch=_head_batch(args, lm))
-    # warm-up (first-call allocations) outside both timings
-    engine.forward_nll(ts.chunks[0][: min(ts.ctx, 16)])
-
-    def sync():
-        if lm.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
-    t0 = time.perf_counter()
-    plain = np.zeros(len(heads))
-    for i, (l, h) in enumerate(heads):
-        total = 0.0
-        for c in range(ts.n_chunks):
-            total += float(engine.forward_nll(ts.chunks[c], [(hook_z_name(l), ablation_hook("zero", [h]))]).sum())
-        plain[i] = total
-    sync()
-    t_plain = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    fast = np.zeros((lm.n_layers, lm.n_heads))
-    for c in range(ts.n_chunks):
-        cap = engine.capture(ts.chunks[c])
-        for l in layers:
-            for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
-                fast[l, h] += float(nll.sum())
-        del cap
-    sync()
-    t_fast = time.perf_counter() - t0
-    n = ts.n_predicted
-    ppl_plain = np.exp(plain / n)
-    ppl_fast = np.exp(np.array([fast[l, h] for l, h in heads]) / n)
-    rel = float(np.max(np.abs(ppl_fast - ppl_plain) / ppl_plain))
-    print(f"plain loop (one full run_with_hooks forward per head and chunk): {t_plain:.2f} s")
-    print(f"engine (capture once per chunk, resume from the ablated layer):   {t_fast:.2f} s")
-    print(f"speed-up: {t_plain / t_fast:.2f}x")
-    print(f"largest relative PPL difference: {rel:.2e}")
+    print(f"bench on {lm.name} ({lm.device}), {ts.n_tokens} tokens ({ts.n_chunks} x {ts.ctx}), "
+          f"layers {layers[0]}..{layers[-1]} ({len(layers)})", file=sys.stderr)
+    if what == "memory-child":
+        print(json.dumps(bench.memory_child(lm, ts, layers)))
+        return 0
+    if what in ("ablation", "all"):
+        r = bench.bench_ablation(lm, ts, layers, _head_batch(args, lm))
+        print(f"ablation sweep, {r['heads']} heads: plain loop (one full run_with_hooks forward per head and "
+              f"chunk) {r['plain_s']:.2f} s; engine (capture once per chunk, resume from the ablated layer) "
+              f"{r['engine_s']:.2f} s; speed-up {r['ratio']:.2f}x; largest relative PPL difference "
+              f"{r['max_rel_ppl_diff']:.2e}")
+    if what in ("cache", "all"):
+        r = bench.bench_cache(lm, ts, layers)
+        print(f"evidence cache: first run (computed) {r['first_s']:.2f} s; second run (read back) "
+              f"{r['second_s']:.3f} s; speed-up {r['ratio']:.0f}x; identical results: {r['identical']}")
+    if what in ("workers", "all"):
+        models = args.bench_models or [args.model]
+        extra = []
+        if args.data_dir:
+            extra += ["--data-dir", args.data_dir]
+        if args.text_file:
+            extra += ["--text-file", args.text_file]
+        if args.tokens:
+            extra += ["--tokens", str(args.tokens)]
+        if args.ctx:
+            extra += ["--ctx", str(args.ctx)]
+        r = bench.bench_workers(models, extra)
+        print(f"exp10 smoke tests for {', '.join(models)}: pytest -n 0 {r['n0_s']:.1f} s; -n 2 {r['n2_s']:.1f} s; "
+              f"speed-up {r['ratio']:.2f}x")
     return 0
+
+
+def _bench_memory(args) -> int:
+    from . import bench
+
+    base = ["--model", args.model, "--device", args.device, "--layers", args.layers or "-1"]
+    for flag, value in (("--data-dir", args.data_dir), ("--text-file", args.text_file), ("--ctx", args.ctx)):
+        if value:
+            base += [flag, str(value)]
+    counts = [int(x) for x in (args.token_counts or "2048,8192").split(",")]
+    rows = bench.bench_memory(base, counts)
+    from .models import load_model
+
+    lm = load_model(args.model, args.device)
+    per_chunk = bench.chunk_bytes(lm, args.ctx or 1024)
+    mib = 2 ** 20
+    for r in rows:
+        print(f"{r['tokens']:>7} tokens ({r['chunks']} chunks): RSS before sweep {r['rss_before'] / mib:.0f} MiB, "
+              f"peak during sweep {r['peak_during_sweep'] / mib:.0f} MiB")
+    growth = rows[-1]["peak_during_sweep"] - rows[0]["peak_during_sweep"]
+    print(f"growth {growth / mib:.0f} MiB from {rows[0]['tokens']} to {rows[-1]['tokens']} tokens; one chunk's "
+          f"activations {per_chunk / mib:.0f} MiB: {'within' if growth <= per_chunk else 'EXCEEDS'} one chunk")
+    return 0 if growth <= per_chunk else 1
 
 
 def cmd_models(args) -> int:

@@ -544,8 +544,11 @@ def claim_sanity(ev: dict) -> ClaimResult:
         r.conditions.append(_cond("zero-ablation entries", len(heads), "==", ev["n_heads_total"]))
         r.conditions.append(_cond("finite swept ΔPPL", sum(math.isfinite(x["delta_ppl"]) for x in swept), "==", len(swept)))
         r.conditions.append(_cond("min ablated PPL / baseline", min(x["ppl"] for x in swept) / ev["baseline_ppl"], ">", 0.5))
+        if ev["all_layers"]:  # removing a head hurts on average: a sign error in an ablation fails here
+            r.conditions.append(_cond("mean zero-ablation ΔPPL", sum(x["delta_ppl"] for x in heads) / len(heads), ">", 0))
     for name, c in (ev.get("curves") or {}).items():
         r.conditions.append(_cond(f"{name}: ratio at 0 heads", c["ratio"][0], "within", (1.0, 1e-6)))
+        r.conditions.append(_cond(f"{name}: ratio with every candidate ablated", c["ratio"][-1], ">", 1.0))
         r.conditions.append(_cond(f"{name}: finite ratios", sum(math.isfinite(x) for x in c["ratio"]), "==", len(c["ratio"])))
     return r
 

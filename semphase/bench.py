@@ -1,0 +1,158 @@
+"""Benchmarks behind the project's speed and memory claims, each a ratio measured in one run.
+
+* ``ablation``: the engine's single-head zero sweep against the plain loop (one full
+  ``run_with_hooks`` forward per head and chunk, as the original did), same tokens, same process.
+* ``cache``: the same cached measurement run twice against a fresh cache: first (computed) vs
+  second (read back).
+* ``workers``: the exp10 smoke claim tests for two models with ``-n 2`` against ``-n 0``.
+* ``memory``: peak resident memory during the single-head sweep at two token counts, each in a
+  fresh process; the growth must stay within one chunk's activations.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .ablation import AblationEngine, ablation_hook, hook_z_name
+
+
+def _sync(lm) -> None:
+    if lm.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_ablation(lm, ts, layers: list[int], head_batch: int = 1) -> dict:
+    heads = [(l, h) for l in layers for h in range(lm.n_heads)]
+    engine = AblationEngine(lm, head_batch=head_batch)
+    engine.forward_nll(ts.chunks[0][: min(ts.ctx, 16)])  # warm-up outside both timings
+    _sync(lm)
+    t0 = time.perf_counter()
+    plain = np.zeros(len(heads))
+    for i, (l, h) in enumerate(heads):
+        for c in range(ts.n_chunks):
+            plain[i] += float(engine.forward_nll(ts.chunks[c], [(hook_z_name(l), ablation_hook("zero", [h]))]).sum())
+    _sync(lm)
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = np.zeros((lm.n_layers, lm.n_heads))
+    for c in range(ts.n_chunks):
+        cap = engine.capture(ts.chunks[c])
+        for l in layers:
+            for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
+                fast[l, h] += float(nll.sum())
+        del cap
+    _sync(lm)
+    t_fast = time.perf_counter() - t0
+    n = ts.n_predicted
+    ppl_plain = np.exp(plain / n)
+    ppl_fast = np.exp(np.array([fast[l, h] for l, h in heads]) / n)
+    return {"heads": len(heads), "tokens": ts.n_tokens, "plain_s": t_plain, "engine_s": t_fast,
+            "ratio": t_plain / t_fast, "max_rel_ppl_diff": float(np.max(np.abs(ppl_fast - ppl_plain) / ppl_plain))}
+
+
+def bench_cache(lm, ts, layers: list[int]) -> dict:
+    from . import sweeps
+    from .cache import EvidenceStore
+
+    engine = AblationEngine(lm)
+    with tempfile.TemporaryDirectory() as tmp:
+        times = []
+        results = []
+        for _ in range(2):
+            store = EvidenceStore(tmp)
+            t0 = time.perf_counter()
+            results.append(sweeps.single_sweep(engine, ts, "zero", store, layers))
+            times.append(time.perf_counter() - t0)
+    same = bool(np.array_equal(results[0], results[1], equal_nan=True))
+    return {"first_s": times[0], "second_s": times[1], "ratio": times[0] / max(times[1], 1e-9), "identical": same}
+
+
+def bench_workers(models: list[str], extra: list[str]) -> dict:
+    """Wall time of the exp10 smoke claim tests for ``models``: -n 0 against -n 2."""
+    root = Path(__file__).resolve().parent.parent
+    times = {}
+    for n in (0, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pytest", str(root / "tests" / "claims" / "test_exp10.py"), "-q",
+                   "-p", "no:cacheprovider", "--budget", "smoke", "--output-dir", tmp, "-n", str(n), *extra]
+            for m in models:
+                cmd += ["--model", m]
+            t0 = time.perf_counter()
+            res = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+            times[n] = time.perf_counter() - t0
+            if res.returncode != 0:
+                raise RuntimeError(f"pytest -n {n} failed:\n{res.stdout[-2000:]}")
+    return {"models": models, "n0_s": times[0], "n2_s": times[2], "ratio": times[0] / times[2]}
+
+
+class RssSampler:
+    """Peak resident set size of this process, sampled from /proc every few milliseconds."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+        return False
+
+
+def memory_child(lm, ts, layers: list[int]) -> dict:
+    from . import sweeps
+    from .cache import EvidenceStore
+
+    engine = AblationEngine(lm)
+    before = RssSampler.rss()
+    with RssSampler() as sampler:
+        sweeps.single_sweep(engine, ts, "zero", EvidenceStore(None), layers)
+    return {"tokens": ts.n_tokens, "chunks": ts.n_chunks, "rss_before": before, "peak_during_sweep": sampler.peak}
+
+
+def chunk_bytes(lm, ctx: int) -> int:
+    """One chunk's activations: the residual entering every block, plus logits and log-probs."""
+    vocab = int(lm.bridge.cfg.d_vocab)
+    return 4 * (lm.n_layers * ctx * lm.d_model + 3 * ctx * vocab)
+
+
+def bench_memory(base_args: list[str], token_counts: list[int]) -> list[dict]:
+    out = []
+    for n in token_counts:
+        cmd = [sys.executable, "-m", "semphase", "bench", "memory-child", "--tokens", str(n), *base_args]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr[-2000:])
+        out.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return out

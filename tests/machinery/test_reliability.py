@@ -1,0 +1,119 @@
+"""Reliability: a killed sweep resumes without recomputing finished units and ends equal to an
+uninterrupted run; two workers that need the same evidence compute it once; a non-finite loss
+is named with its step."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.machinery
+ROOT = Path(__file__).resolve().parents[2]
+
+SWEEP_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    from semphase import cache, sweeps
+    from semphase.ablation import AblationEngine
+    from semphase.data import load_eval_tokens
+    from semphase.models import load_model
+
+    model, text, cache_dir, out, delay = sys.argv[1:6]
+    if float(delay) > 0:  # slow each unit down, so that the test can kill the sweep partway
+        put = cache.CacheEntry.put
+        def slow_put(self, unit, data):
+            put(self, unit, data)
+            time.sleep(float(delay))
+        cache.CacheEntry.put = slow_put
+    lm = load_model(model, "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 192, 64, text_file=text)
+    store = cache.EvidenceStore(cache_dir)
+    arr = sweeps.single_sweep(AblationEngine(lm), ts, "zero", store)
+    json.dump({"sweep": arr.tolist(), "stats": store.stats}, open(out, "w"))
+""")
+
+
+def _units(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.glob("single-zero/*/L*_c*.json"))
+
+
+def test_killed_sweep_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_llama, tiny_text):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    run = lambda cache_dir, out, delay: [sys.executable, str(script), str(tiny_llama), str(tiny_text),
+                                         str(cache_dir), str(out), str(delay)]
+    # uninterrupted reference
+    subprocess.run(run(tmp_path / "ref-cache", tmp_path / "ref.json", 0), check=True, timeout=300)
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    total = reference["stats"]["computed"]  # baseline units + sweep units
+    n_sweep_units = len(_units(tmp_path / "ref-cache"))
+    assert n_sweep_units == 3 * 3  # 3 layers x 3 chunks
+
+    cache_dir = tmp_path / "cache"
+    proc = subprocess.Popen(run(cache_dir, tmp_path / "killed.json", 0.4))
+    deadline = time.time() + 240
+    while len(_units(cache_dir)) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.read_bytes() for p in _units(cache_dir)}
+    assert 3 <= len(done_before) < n_sweep_units, "the sweep was not killed partway"
+    assert not (tmp_path / "killed.json").exists()
+
+    subprocess.run(run(cache_dir, tmp_path / "resumed.json", 0), check=True, timeout=300)
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    # finished units were read back, not recomputed (and not rewritten)
+    assert resumed["stats"]["corrupt"] == 0
+    assert resumed["stats"]["hits"] >= len(done_before)
+    assert resumed["stats"]["computed"] <= total - len(done_before)
+    for name, raw in done_before.items():
+        assert (next(cache_dir.glob(f"single-zero/*/{name}"))).read_bytes() == raw
+    assert resumed["sweep"] == reference["sweep"]
+
+
+def test_two_workers_compute_a_shared_measurement_once(tmp_path, tiny_llama, tiny_text):
+    tests = tmp_path / "test_shared.py"
+    tests.write_text(textwrap.dedent("""
+        import json, os, pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_needs_evidence(exp10_evidence, i, semphase_settings):
+            out = os.path.join(semphase_settings.output_dir, f"w{i}.json")
+            json.dump({"worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                       "cache": exp10_evidence["provenance"]["cache"]}, open(out, "w"))
+    """))
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2",
+                          "--dist", "load", "--model", str(tiny_llama), "--text-file", str(tiny_text),
+                          "--budget", "smoke", "--tokens", "128", "--ctx", "64", "--output-dir", str(out),
+                          "-q", "-c", os.devnull, "--rootdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    records = [json.loads((out / f"w{i}.json").read_text()) for i in range(4)]
+    by_worker = {r["worker"]: r["cache"] for r in records}
+    assert len(by_worker) == 2, f"the tests did not spread over two workers: {by_worker}"
+    computed = sorted(c["computed"] for c in by_worker.values())
+    assert computed[0] == 0 and computed[1] > 0, by_worker  # one computed, the other only read
+    assert all(c["corrupt"] == 0 for c in by_worker.values())
+
+
+def test_non_finite_loss_names_its_step(tiny_llama, tiny_text):
+    from semphase.ablation import AblationEngine
+    from semphase.data import load_eval_tokens
+    from semphase.errors import NonFiniteLoss
+    from semphase.models import load_model
+
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 64, 64, text_file=str(tiny_text))
+    engine = AblationEngine(lm)
+    cap = engine.capture(ts.chunks[0])
+    means = torch.zeros(lm.n_layers, lm.n_heads, lm.d_head)
+    means[1, 2] = float("inf")
+    with pytest.raises(NonFiniteLoss, match="mean-ablation of L1H2"):
+        engine.layer_single_nll(cap, 1, "mean", means)
