@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--token-counts", default=None, help="memory: token counts, default 2048,8192")
 
     sub.add_parser("models", help="list the model registry")
+
+    rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 shape (for timings)")
+    rnd.add_argument("--shape", default="gpt2", help="gpt2, gpt2-medium, gpt2-large or gpt2-xl")
+    rnd.add_argument("--out", required=True, help="folder to write; use it as --model FOLDER")
+    rnd.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -202,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "random-model":
+            from .random_models import build_random_model
+
+            print(build_random_model(args.out, args.shape, args.seed))
+            return 0
         return cmd_models(args)
     except SemphaseError as exc:
         print(f"semphase: error: {exc}", file=sys.stderr)

@@ -124,3 +124,32 @@ def test_pytest_gpt2_offline_skips_with_the_reason(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:]
     assert "error" not in res.stdout.splitlines()[-1]
     assert "not in the local Hugging Face cache and the hub cannot be reached" in res.stdout
+
+
+def test_full_run_writes_a_coherent_report(tiny_run, tmp_path):
+    res = tiny_run("--budget", "smoke", "--tokens", "256", "--ctx", "64")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "out"
+    report = (out / "reports" / "exp10_results.md").read_text()
+    record = json.loads(next((out / "data").glob("exp10_*.json")).read_text())
+    ev, claims = record["evidence"], record["claims"]
+    from semphase.exp10 import CLAIMS
+
+    assert [c["test"] for c in claims] == list(CLAIMS)
+    for c in claims:
+        assert f"`{c['test']}`" in report
+    assert "budget | smoke" in report and ev["budget"] == "smoke"
+    prov = ev["provenance"]
+    for field in ("packages", "git_commit", "seed", "wall_seconds", "model", "data"):
+        assert field in prov
+    assert len(prov["model"]["weights_sha256"]) == 64 and prov["data"]["tokens_sha256"]
+    assert prov["model"]["tf32_matmul"] is False
+    figures = {p.name.split("_")[0] for p in (out / "figures").glob("*.png")}
+    assert {"exp10b", "exp10c", "exp10d", "exp10e", "exp10f", "exp10g"} <= figures
+    for name in ("zero_all", "zero_all_heldout", "mean_l0p", "mean_l0p_heldout", "zero_l0p", "zero_l0p_heldout"):
+        curve = ev["curves"][name]
+        assert curve["steps"][0] == 0 and curve["ratio"][0] == pytest.approx(1.0)
+        assert curve["steps"] == sorted(curve["steps"])
+    # held-out curves are evaluated on the other half of the chunks
+    assert ev["curves"]["zero_all_heldout"]["tokens"] == "eval"
+    assert ev["heldout"]["rank"]["tokens_sha256"] != ev["heldout"]["eval"]["tokens_sha256"]
