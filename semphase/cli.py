@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run an experiment and write its data, figures and report")
-    run.add_argument("experiment", choices=["exp10"])
+    run.add_argument("experiment", choices=["exp10", "exp1", "exp2", "exp3"])
     _common(run)
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
     run.add_argument("--parts", default="abcdefgh", help="exp10 parts, e.g. a or abc (default all)")
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="keep evidence in memory only")
     run.add_argument("--head-batch", type=int, default=None,
                      help="heads of one layer run as one batch (default: 1 on CPU, all heads on CUDA)")
+    run.add_argument("--stimuli", default=None,
+                     help="exp1-exp3: a stimuli file in the packaged file's format (default: the packaged set)")
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
@@ -98,6 +100,12 @@ def _head_batch(args, lm) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.experiment != "exp10":
+        try:
+            from .semantic.runner import run_cli
+        except ImportError:
+            raise SemphaseError(f"{args.experiment} is not built yet in this version of semphase.") from None
+        return run_cli(args)
     from . import exp10, sweeps
     from .cache import EvidenceStore
     from .report import OutputLayout, publish_exp10

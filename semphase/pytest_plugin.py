@@ -60,6 +60,8 @@ def pytest_addoption(parser):
                     help="heads of a layer per batch (default: 1 on CPU, all on CUDA)")
     group.addoption("--no-report", action="store_true", default=False, dest="semphase_no_report",
                     help="do not write data, figures or reports")
+    group.addoption("--stimuli", default=None, dest="semphase_stimuli",
+                    help="semantic experiments: a stimuli file in the packaged file's format")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Settings:
     head_batch: int | None
     no_report: bool
     rootdir: str
+    stimuli: str | None = None
 
     def layout(self):
         from .report import OutputLayout
@@ -102,6 +105,7 @@ def _settings(config) -> Settings:
         head_batch=opt.semphase_head_batch,
         no_report=opt.semphase_no_report,
         rootdir=str(config.rootpath),
+        stimuli=opt.semphase_stimuli,
     )
 
 
@@ -303,7 +307,6 @@ def pytest_sessionfinish(session, exitstatus):
     if settings.no_report or not config._semphase_records:
         return
     from .exp10 import CLAIMS
-    from .report import publish_exp10
 
     order = {name: i for i, name in enumerate(CLAIMS)}
     layout = settings.layout()
@@ -313,23 +316,27 @@ def pytest_sessionfinish(session, exitstatus):
         config._semphase_written.append(f"(no report written: {exc})")
         return
     for exp, models in config._semphase_records.items():
-        if exp != "exp10":
-            writer = _EXTRA_WRITERS.get(exp)
-            if writer is not None:
-                for model, entry in models.items():
-                    config._semphase_written += writer(layout, entry["evidence"], list(entry["claims"].values()))
-            continue
+        writer = report_writer(exp)
         for model, entry in models.items():
             claims = sorted(entry["claims"].values(), key=lambda c: order.get(c["test"], len(order)))
-            config._semphase_written += publish_exp10(layout, entry["evidence"], claims)
+            config._semphase_written += writer(layout, entry["evidence"], claims)
 
 
-# Other experiments register their report writers here: {experiment: writer(layout, evidence, claims)}.
-_EXTRA_WRITERS: dict = {}
+# The report writer of each experiment, as "module:function"; each takes
+# (layout, evidence, claims) and returns the paths it wrote. Resolved when needed.
+REPORT_WRITERS = {
+    "exp10": "semphase.report:publish_exp10",
+    "exp1": "semphase.semantic.report:publish",
+    "exp2": "semphase.semantic.report:publish",
+    "exp3": "semphase.semantic.report:publish",
+}
 
 
-def register_report_writer(experiment: str, writer) -> None:
-    _EXTRA_WRITERS[experiment] = writer
+def report_writer(experiment: str):
+    import importlib
+
+    module, _, func = REPORT_WRITERS[experiment].partition(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
