@@ -61,12 +61,13 @@ def resolve_device(spec: str | None) -> torch.device:
 def worker_device(spec: str, worker_index: int | None, device_count: int | None = None) -> str:
     """The device string for one xdist worker: worker i takes cuda:(i mod count).
 
-    Only a bare ``cuda`` is spread over devices; an explicit ``cuda:N`` or any other
-    device is kept as given.
+    A bare ``cuda`` (and ``auto`` where CUDA exists) is spread over the visible devices; an
+    explicit ``cuda:N`` or any other device is kept as given.
     """
-    if spec.strip().lower() != "cuda" or worker_index is None:
+    name = spec.strip().lower()
+    if name not in ("cuda", "auto") or worker_index is None:
         return spec
-    count = torch.cuda.device_count() if device_count is None else device_count
+    count = (torch.cuda.device_count() if torch.cuda.is_available() else 0) if device_count is None else device_count
     if count <= 0:
         return spec
     return f"cuda:{worker_index % count}"

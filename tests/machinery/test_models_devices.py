@@ -48,6 +48,8 @@ def test_worker_i_takes_cuda_i_mod_count():
     assert worker_device("cuda:1", 4, device_count=3) == "cuda:1"
     assert worker_device("cpu", 4, device_count=3) == "cpu"
     assert worker_device("cuda", None, device_count=3) == "cuda"
+    assert worker_device("auto", 4, device_count=2) == "cuda:0"
+    assert worker_device("auto", 1, device_count=0) == "auto"
 
 
 def test_tf32_is_off():
