@@ -1,0 +1,216 @@
+"""Residual streams at the target token, directions and the order parameter σ (science.md 0.2, 0.4).
+
+* :func:`residuals` - φ_i at the target for i = 0..L (i = 0: ``blocks.0.hook_resid_pre``;
+  i >= 1: ``blocks.{i-1}.hook_resid_post``), one ``run_with_cache(names_filter=...)`` per
+  batch of prompts. Prompts of one batch are right-padded: the padding comes after every
+  target, so under the causal mask it cannot reach the target (the property claim C1 tests);
+  the C1 pairs themselves run one prompt at a time, unpadded.
+* :class:`ResidualStore` - those residuals cached in an :class:`~semphase.cache.EvidenceStore`
+  entry keyed by model, weights sha256, processing, device type, stimuli sha256,
+  tokenization and :data:`semphase.MEASUREMENT_VERSION`; one unit per word (float32 bytes,
+  base64), so a rerun does no forward pass.
+* :func:`contrastive_direction`, :func:`loo_directions`, :func:`split_direction`,
+  :func:`random_unit_directions` - directions; :func:`sigma_v2`, :func:`sigma_v1`,
+  :func:`jumps` - the order parameter and per-block jumps Δσ_j = σ[j+1] - σ[j].
+
+Nulls (shuffled-sense splits, random unit directions) are vector operations on the stored
+residuals: no new forward passes.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import MEASUREMENT_VERSION
+from ..cache import EvidenceStore
+
+KIND = "semantic_residuals"
+
+
+def hook_names(n_layers: int) -> list[str]:
+    """The L+1 hooks of science.md 0.2, in order i = 0..L."""
+    return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
+
+
+def _pad_id(tokenizer) -> int:
+    for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def residuals(lm, ids: Sequence[Sequence[int]], positions: Sequence[int], final_only: Sequence[bool] | None = None,
+              batch_size: int = 64, pad: bool = True) -> list[np.ndarray]:
+    """φ at each prompt's target position: [L+1, d] per prompt (or [1, d], the final layer only,
+    where ``final_only[k]``). ``pad=False`` runs every prompt alone, unpadded."""
+    L = lm.n_layers
+    names = hook_names(L)
+    out: list[np.ndarray | None] = [None] * len(ids)
+    order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
+    groups: list[list[int]] = []
+    if pad:
+        for start in range(0, len(order), batch_size):
+            groups.append(order[start:start + batch_size])
+    else:
+        groups = [[k] for k in range(len(ids))]
+    pad_id = _pad_id(lm.tokenizer)
+    for group in groups:
+        width = max(len(ids[k]) for k in group)
+        batch = torch.full((len(group), width), pad_id, dtype=torch.long)
+        for row, k in enumerate(group):
+            if positions[k] >= len(ids[k]):
+                raise ValueError(f"target position {positions[k]} outside a prompt of {len(ids[k])} tokens")
+            batch[row, : len(ids[k])] = torch.tensor(list(ids[k]), dtype=torch.long)
+        with torch.inference_mode():
+            _, cache = lm.bridge.run_with_cache(batch.to(lm.device), names_filter=names, use_cache=False)
+        for row, k in enumerate(group):
+            pos = positions[k]
+            wanted = names[-1:] if (final_only is not None and final_only[k]) else names
+            out[k] = np.stack([cache[n][row, pos].detach().to("cpu", torch.float32).numpy() for n in wanted])
+        del cache
+    return out  # type: ignore[return-value]
+
+
+def _pack(arrays: list[np.ndarray]) -> dict:
+    shapes = [list(a.shape) for a in arrays]
+    flat = np.concatenate([a.astype("<f4").ravel() for a in arrays]) if arrays else np.zeros(0, "<f4")
+    return {"dtype": "float32-le", "shapes": shapes, "b64": base64.b64encode(flat.tobytes()).decode("ascii")}
+
+
+def _unpack(data: dict) -> list[np.ndarray]:
+    flat = np.frombuffer(base64.b64decode(data["b64"]), dtype="<f4")
+    out, at = [], 0
+    for shape in data["shapes"]:
+        n = int(np.prod(shape))
+        out.append(flat[at:at + n].reshape(shape).astype(np.float32))
+        at += n
+    return out
+
+
+class ResidualStore:
+    """Cached residuals of one model and stimuli file (see the module docstring)."""
+
+    def __init__(self, lm, store: EvidenceStore, stimuli_sha256: str, tokenization: dict):
+        self.lm = lm
+        self.key = {
+            "model": lm.name,
+            "hub_id": lm.spec.hub_id,
+            "weights_sha256": lm.weights_sha256,
+            "processing": lm.processing,
+            "device_type": lm.device.type,
+            "dtype": "float32",
+            "stimuli_sha256": stimuli_sha256,
+            "tokenization": tokenization,
+            "hooks": "i=0 blocks.0.hook_resid_pre; i>=1 blocks.{i-1}.hook_resid_post; at the target token",
+            "measurement_version": MEASUREMENT_VERSION,
+        }
+        self.entry = store.entry(KIND, self.key)
+        self.forward_seconds = 0.0
+        self.forward_prompts = 0
+
+    def get(self, unit: str, texts: list[str], ids: list[list[int]], positions: list[int],
+            final_only: list[bool] | None = None, pad: bool = True) -> list[np.ndarray]:
+        """The residuals of ``texts`` (a cache unit named ``unit``), computed when absent."""
+
+        def compute():
+            start = time.perf_counter()
+            arrays = residuals(self.lm, ids, positions, final_only, pad=pad)
+            self.forward_seconds += time.perf_counter() - start
+            self.forward_prompts += len(ids)
+            return {"texts": list(texts), "positions": list(positions), "n_tokens": [len(x) for x in ids],
+                    "padded_batches": pad, **_pack(arrays)}
+
+        with self.entry.lock():
+            data = self.entry.get_or_compute(unit, compute)
+        if data.get("texts") != list(texts) or data.get("positions") != list(positions):
+            # Same key, other prompts: cannot happen unless the unit was written by other code.
+            data = compute()
+            self.entry.put(unit, data)
+        return _unpack(data)
+
+
+# -- directions and σ ------------------------------------------------------------------------------
+
+def unit(v: np.ndarray, axis: int = -1) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v, axis=axis, keepdims=True)
+
+
+def contrastive_direction(final_a: np.ndarray, final_b: np.ndarray) -> dict:
+    """science.md 0.4 from final-layer residuals [n, d] of the two senses' direction prompts."""
+    m_a = np.asarray(final_a, np.float64).mean(0)
+    m_b = np.asarray(final_b, np.float64).mean(0)
+    e_a, e_b = unit(m_a), unit(m_b)
+    return {"e_diff": unit(m_a - m_b), "e_a": e_a, "e_b": e_b, "cos_ab": float(e_a @ e_b)}
+
+
+def loo_directions(final_a: np.ndarray, final_b: np.ndarray) -> np.ndarray:
+    """e_diff without each direction prompt in turn: [n_a + n_b, d], row k leaves out prompt k
+    (the sense-A prompts first, then the sense-B prompts)."""
+    a = np.asarray(final_a, np.float64)
+    b = np.asarray(final_b, np.float64)
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        raise ValueError("leave-one-out directions need at least 2 prompts per sense")
+    sa, sb = a.sum(0), b.sum(0)
+    rows = [unit((sa - a[k]) / (na - 1) - sb / nb) for k in range(na)]
+    rows += [unit(sa / na - (sb - b[k]) / (nb - 1)) for k in range(nb)]
+    return np.stack(rows)
+
+
+def split_direction(final_all: np.ndarray, in_a: np.ndarray) -> np.ndarray:
+    """e_diff for an arbitrary split of the direction prompts (``in_a`` boolean mask)."""
+    x = np.asarray(final_all, np.float64)
+    return unit(x[in_a].mean(0) - x[~in_a].mean(0))
+
+
+def shuffled_splits(n_a: int, n_b: int, n_splits: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean masks [n_splits, n_a + n_b]: random sense labels with the real group sizes."""
+    masks = np.zeros((n_splits, n_a + n_b), dtype=bool)
+    for r in range(n_splits):
+        masks[r, rng.permutation(n_a + n_b)[:n_a]] = True
+    return masks
+
+
+def random_unit_directions(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n isotropic random unit vectors [n, d]."""
+    return unit(rng.standard_normal((n, d)))
+
+
+def sigma_v2(phi: np.ndarray, e_diff: np.ndarray) -> np.ndarray:
+    """σ = cos(φ, ê_diff) = (φ/|φ|)·ê_diff over the last axis of φ; ``e_diff`` [d] or [d, k]."""
+    return unit(phi) @ np.asarray(e_diff, np.float64)
+
+
+def sigma_v1(phi: np.ndarray, e_a: np.ndarray, e_b: np.ndarray) -> np.ndarray:
+    """v1 σ = cos(φ, ê_A) - cos(φ, ê_B)."""
+    p = unit(phi)
+    return p @ unit(e_a) - p @ unit(e_b)
+
+
+def jumps(sigma: np.ndarray) -> np.ndarray:
+    """Δσ_j = σ[j+1] - σ[j], j = 0..L-1, over the last axis."""
+    return np.diff(np.asarray(sigma), axis=-1)
+
+
+def biggest_jump(dsigma: np.ndarray) -> tuple[int, float]:
+    """(j*, Δσ_{j*}) for the largest |Δσ| over every prompt and block of ``dsigma`` [..., L]."""
+    d = np.asarray(dsigma).reshape(-1, np.asarray(dsigma).shape[-1])
+    flat = int(np.argmax(np.abs(d)))
+    p, j = divmod(flat, d.shape[-1])
+    return j, float(d[p, j])
+
+
+def prompt_summary(sigma: np.ndarray) -> dict:
+    """science.md 18's per-prompt fields from one σ curve [L+1]."""
+    s = np.asarray(sigma, np.float64)
+    d = jumps(s)
+    j = int(np.argmax(np.abs(d)))
+    return {"sigma": s.tolist(), "sigma_final": float(s[-1]), "sigma_range": float(np.ptp(s)),
+            "max_jump_layer": j, "max_jump_value": float(d[j])}
+

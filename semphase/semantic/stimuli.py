@@ -1,0 +1,355 @@
+"""The prompt sets of the semantic-permeation experiments: loading, validation, tokenization.
+
+The packaged set is ``semphase/data/stimuli.json`` (its ``format`` field documents the layout);
+``--stimuli FILE`` replaces it with any file in the same format. :func:`load_stimuli` checks
+the structure and raises a :class:`~semphase.errors.SemphaseError` naming what is wrong;
+:func:`check_stimuli` checks the content against one model's tokenizer and returns, per word,
+what prevents the word from being measured on that model (science.md 0.3):
+
+* a prompt that does not end with its target word;
+* a target that is not one token found by the exact-match pass scanning from the end, or
+  not at the last position (direction and graded prompts end with the target);
+* graded prompts of one word with unequal token counts (the target position must not vary
+  with the context level: science.md 2, weak point v);
+* a prompt in two sets (a direction prompt reused as a test prompt, or one prompt at two
+  levels), compared case-insensitively.
+
+A word with any problem is skipped on that model and listed in the evidence.
+
+Tokenization: the tokenizer's own encoding without special tokens, with the tokenizer's BOS
+token prepended when it has one and does not add it itself (as TransformerLens does for
+GPT-2 string inputs). :func:`tokenization_choice` records the choice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..errors import SemphaseError
+
+LEVELS = (1, 2, 3, 4)
+SENSES = ("A", "B")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a word: its set ("direction", "graded"), sense and nominal level."""
+
+    text: str
+    word: str
+    set: str
+    sense: str | None  # "A", "B" or None (neutral)
+    level: int | None  # graded: +k for sense A, -k for sense B, 0 neutral; None for direction
+
+
+@dataclass
+class WordStimuli:
+    word: str
+    senses: dict
+    in_original: bool
+    direction: dict  # {"A": [str], "B": [str]}
+    graded: dict  # {"0": [str], "A": {"1": [str], ...}, "B": {...}}
+
+    def direction_prompts(self) -> list[Prompt]:
+        return [Prompt(t, self.word, "direction", s, None) for s in SENSES for t in self.direction[s]]
+
+    def graded_prompts(self) -> list[Prompt]:
+        """Ordered by nominal level, -4 (strong B) .. 0 (neutral) .. +4 (strong A)."""
+        out = []
+        for k in reversed(LEVELS):
+            out += [Prompt(t, self.word, "graded", "B", -k) for t in self.graded["B"][str(k)]]
+        out += [Prompt(t, self.word, "graded", None, 0) for t in self.graded["0"]]
+        for k in LEVELS:
+            out += [Prompt(t, self.word, "graded", "A", k) for t in self.graded["A"][str(k)]]
+        return out
+
+    def sets(self) -> dict[str, list[str]]:
+        """Every named set of prompts of this word (for the disjointness check)."""
+        named = {"direction A": self.direction["A"], "direction B": self.direction["B"], "graded level 0": self.graded["0"]}
+        for s in SENSES:
+            for k in LEVELS:
+                named[f"graded {s}{k}"] = self.graded[s][str(k)]
+        return named
+
+
+@dataclass
+class Stimuli:
+    source: str
+    sha256: str
+    name: str
+    version: object
+    words: dict[str, WordStimuli]
+    controls: dict[str, list[str]] = field(default_factory=dict)
+    v1_pairs: list[dict] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "name": self.name,
+            "version": self.version,
+            "n_words": len(self.words),
+            "n_original_words": sum(w.in_original for w in self.words.values()),
+            "n_direction_prompts": sum(len(w.direction_prompts()) for w in self.words.values()),
+            "n_graded_prompts": sum(len(w.graded_prompts()) for w in self.words.values()),
+            "n_controls": len(self.controls),
+            "n_control_prompts": sum(len(v) for v in self.controls.values()),
+            "n_v1_pairs": len(self.v1_pairs),
+        }
+
+
+def packaged_path() -> Path:
+    return Path(str(resources.files("semphase") / "data" / "stimuli.json"))
+
+
+def _fail(source: str, what: str) -> SemphaseError:
+    return SemphaseError(f"stimuli file {source!r}: {what}; fix the file (its 'format' field, or the packaged "
+                         "semphase/data/stimuli.json, shows the layout) or pass another with --stimuli FILE.")
+
+
+def _strings(value, source: str, where: str, min_len: int = 1) -> list[str]:
+    if not isinstance(value, list) or len(value) < min_len or not all(isinstance(x, str) and x.strip() for x in value):
+        raise _fail(source, f"{where} must be a list of at least {min_len} non-empty string(s)")
+    return list(value)
+
+
+def parse_stimuli(doc: dict, source: str = "<dict>", sha256: str | None = None) -> Stimuli:
+    """Build :class:`Stimuli` from a decoded document, checking its structure."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("words"), dict) or not doc["words"]:
+        raise _fail(source, "it needs a non-empty 'words' object")
+    words = {}
+    for word, spec in doc["words"].items():
+        if not isinstance(word, str) or not word.strip() or word != word.strip() or " " in word:
+            raise _fail(source, f"word {word!r} must be one word without spaces")
+        if not isinstance(spec, dict):
+            raise _fail(source, f"words.{word} must be an object")
+        senses = spec.get("senses")
+        if not isinstance(senses, dict) or set(senses) != set(SENSES):
+            raise _fail(source, f"words.{word}.senses must be an object with keys A and B")
+        direction = spec.get("direction")
+        if not isinstance(direction, dict) or set(direction) != set(SENSES):
+            raise _fail(source, f"words.{word}.direction must be an object with keys A and B")
+        # Two per sense at least: a leave-one-out direction needs one left.
+        direction = {s: _strings(direction[s], source, f"words.{word}.direction.{s}", 2) for s in SENSES}
+        graded = spec.get("graded")
+        if not isinstance(graded, dict) or set(graded) != {"0", "A", "B"}:
+            raise _fail(source, f"words.{word}.graded must be an object with keys '0', 'A' and 'B'")
+        g = {"0": _strings(graded["0"], source, f"words.{word}.graded.0")}
+        for s in SENSES:
+            levels = graded[s]
+            if not isinstance(levels, dict) or set(levels) != {str(k) for k in LEVELS}:
+                raise _fail(source, f"words.{word}.graded.{s} must be an object with keys '1' to '4'")
+            g[s] = {str(k): _strings(levels[str(k)], source, f"words.{word}.graded.{s}.{k}") for k in LEVELS}
+        words[word] = WordStimuli(word, {s: str(senses[s]) for s in SENSES}, bool(spec.get("in_original", False)),
+                                  direction, g)
+    controls = doc.get("controls", {}) or {}
+    if not isinstance(controls, dict):
+        raise _fail(source, "'controls' must be an object {word: [prompt]}")
+    controls = {w: _strings(v, source, f"controls.{w}") for w, v in controls.items()}
+    pairs = doc.get("v1_pairs", []) or []
+    if not isinstance(pairs, list):
+        raise _fail(source, "'v1_pairs' must be a list")
+    for i, p in enumerate(pairs):
+        if not isinstance(p, dict) or not all(isinstance(p.get(k), str) and p.get(k).strip()
+                                              for k in ("word", "target_last", "context_after")):
+            raise _fail(source, f"v1_pairs[{i}] needs string fields word, target_last and context_after")
+    if sha256 is None:
+        sha256 = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return Stimuli(source, sha256, str(doc.get("name", Path(source).stem)), doc.get("version"), words, controls,
+                   [dict(p) for p in pairs])
+
+
+def load_stimuli(path: str | Path | None = None) -> Stimuli:
+    """The packaged stimuli, or the file at ``path`` (``--stimuli``)."""
+    p = packaged_path() if path is None else Path(path).expanduser()
+    source = "packaged:semphase/data/stimuli.json" if path is None else str(p)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SemphaseError(f"stimuli file {str(p)!r} cannot be read ({exc.strerror or exc}); "
+                            "check the path given to --stimuli.") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(source, f"it is not valid UTF-8 JSON ({exc})") from None
+    return parse_stimuli(doc, source, hashlib.sha256(raw).hexdigest())
+
+
+# -- tokenization --------------------------------------------------------------------------------
+
+def tokenization_choice(tokenizer) -> dict:
+    """How prompts become token ids for this tokenizer (recorded in the evidence and cache keys)."""
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    probe = tokenizer("a", add_special_tokens=True).input_ids
+    adds_bos = bos_id is not None and len(probe) > 0 and probe[0] == bos_id
+    prepend = bos_id is not None and not adds_bos
+    return {
+        "rule": "tokenizer(text, add_special_tokens=False), with the tokenizer's BOS token prepended when it has "
+                "one and does not add it itself" + ("" if bos_id is not None else " (this tokenizer has none)"),
+        "tokenizer": type(tokenizer).__name__,
+        "vocab_size": int(len(tokenizer)),
+        "bos_token": getattr(tokenizer, "bos_token", None),
+        "bos_token_id": bos_id,
+        "tokenizer_adds_bos": bool(adds_bos),
+        "bos_prepended": bool(prepend),
+    }
+
+
+def encode(tokenizer, text: str, choice: dict) -> list[int]:
+    ids = list(tokenizer(text, add_special_tokens=False).input_ids)
+    if choice["bos_prepended"]:
+        ids = [choice["bos_token_id"]] + ids
+    return ids
+
+
+def token_strings(tokenizer, ids: list[int]) -> list[str]:
+    return [tokenizer.decode([i]) for i in ids]
+
+
+def find_token_position(strings: list[str], target: str) -> tuple[int, str]:
+    """science.md 0.3: scan from the end; first pass exact (stripped, lower-case) match, fallback
+    pass substring match. Returns (position, "exact" | "substring"); raises ValueError if absent."""
+    t = target.strip().lower()
+    for i in range(len(strings) - 1, -1, -1):
+        if strings[i].strip().lower() == t:
+            return i, "exact"
+    for i in range(len(strings) - 1, -1, -1):
+        if t in strings[i].lower():
+            return i, "substring"
+    raise ValueError(f"target {target!r} not found in {strings!r}")
+
+
+@dataclass
+class Encoded:
+    text: str
+    ids: list[int]
+    position: int | None
+    match: str | None  # "exact", "substring" or None (absent)
+
+
+def encode_prompt(tokenizer, text: str, target: str, choice: dict) -> Encoded:
+    ids = encode(tokenizer, text, choice)
+    try:
+        pos, how = find_token_position(token_strings(tokenizer, ids), target)
+    except ValueError:
+        return Encoded(text, ids, None, None)
+    return Encoded(text, ids, pos, how)
+
+
+def _target_problem(enc: Encoded, target: str, must_be_last: bool) -> str | None:
+    if enc.match is None:
+        return f"target {target!r} not found among the tokens of {enc.text!r}"
+    if enc.match != "exact":
+        return (f"target {target!r} is not a single token in {enc.text!r} (found only by the substring fallback)")
+    if must_be_last and enc.position != len(enc.ids) - 1:
+        return f"target {target!r} is not the last token of {enc.text!r} (position {enc.position} of {len(enc.ids)})"
+    return None
+
+
+def _ends_with(text: str, target: str) -> bool:
+    parts = text.split()
+    return bool(parts) and parts[-1] == target
+
+
+@dataclass
+class StimuliCheck:
+    """What :func:`check_stimuli` found for one tokenizer."""
+
+    tokenization: dict
+    word_problems: dict[str, list[str]]
+    control_problems: dict[str, list[str]]
+    pair_problems: dict[int, list[str]]
+    encoded: dict[str, Encoded]  # prompt text -> encoding, for the prompts of usable words
+
+    def usable_words(self, stimuli: Stimuli) -> list[str]:
+        return [w for w in stimuli.words if not self.word_problems.get(w)]
+
+    def usable_controls(self, stimuli: Stimuli) -> list[str]:
+        return [w for w in stimuli.controls if not self.control_problems.get(w)]
+
+    def usable_pairs(self, stimuli: Stimuli) -> list[int]:
+        return [i for i in range(len(stimuli.v1_pairs)) if not self.pair_problems.get(i)]
+
+    def to_json(self) -> dict:
+        return {
+            "tokenization": self.tokenization,
+            "words_skipped": {w: p for w, p in self.word_problems.items() if p},
+            "controls_skipped": {w: p for w, p in self.control_problems.items() if p},
+            "v1_pairs_skipped": {str(i): p for i, p in self.pair_problems.items() if p},
+        }
+
+
+def check_stimuli(stimuli: Stimuli, tokenizer) -> StimuliCheck:
+    """Per-word problems of ``stimuli`` under ``tokenizer`` (empty lists for good words)."""
+    choice = tokenization_choice(tokenizer)
+    problems: dict[str, list[str]] = {}
+    encoded: dict[str, Encoded] = {}
+    for word, ws in stimuli.words.items():
+        found: list[str] = []
+        # a prompt in two sets (case-insensitive), or twice in one set
+        seen: dict[str, str] = {}
+        for set_name, prompts in ws.sets().items():
+            for text in prompts:
+                key = " ".join(text.lower().split())
+                if key in seen:
+                    where = seen[key] if seen[key] == set_name else f"{seen[key]} and {set_name}"
+                    found.append(f"prompt {text!r} appears twice ({where})")
+                else:
+                    seen[key] = set_name
+        prompts = ws.direction_prompts() + ws.graded_prompts()
+        graded_lengths: dict[int, list[str]] = {}
+        for p in prompts:
+            if not _ends_with(p.text, word):
+                found.append(f"prompt {p.text!r} does not end with its target {word!r} (context only before the target, "
+                             "no final punctuation)")
+                continue
+            enc = encode_prompt(tokenizer, p.text, word, choice)
+            why = _target_problem(enc, word, must_be_last=True)
+            if why:
+                found.append(why)
+                continue
+            encoded[p.text] = enc
+            if p.set == "graded":
+                graded_lengths.setdefault(len(enc.ids), []).append(p.text)
+        if len(graded_lengths) > 1:
+            counts = ", ".join(f"{n} tokens: {len(v)} prompt(s), e.g. {v[0]!r}" for n, v in sorted(graded_lengths.items()))
+            found.append(f"graded prompts have unequal token counts ({counts})")
+        problems[word] = found
+    control_problems: dict[str, list[str]] = {}
+    for word, texts in stimuli.controls.items():
+        found = []
+        for text in texts:
+            if not _ends_with(text, word):
+                found.append(f"control prompt {text!r} does not end with {word!r}")
+                continue
+            enc = encode_prompt(tokenizer, text, word, choice)
+            why = _target_problem(enc, word, must_be_last=True)
+            if why:
+                found.append(why)
+            else:
+                encoded[text] = enc
+        control_problems[word] = found
+    pair_problems: dict[int, list[str]] = {}
+    for i, pair in enumerate(stimuli.v1_pairs):
+        word, short, after = pair["word"], pair["target_last"], pair["context_after"]
+        long = short + " " + after
+        found = []
+        if not _ends_with(short, word):
+            found.append(f"v1 pair {i}: {short!r} does not end with {word!r}")
+        elif word.lower() in after.lower().split():
+            found.append(f"v1 pair {i}: the context after the target repeats {word!r}")
+        else:
+            a = encode_prompt(tokenizer, short, word, choice)
+            b = encode_prompt(tokenizer, long, word, choice)
+            why = _target_problem(a, word, must_be_last=True) or _target_problem(b, word, must_be_last=False)
+            if why:
+                found.append(f"v1 pair {i}: {why}")
+            elif a.position != b.position or b.ids[: a.position + 1] != a.ids[: a.position + 1]:
+                found.append(f"v1 pair {i}: the tokens up to the target differ between {short!r} and {long!r}")
+            else:
+                encoded[short], encoded[long] = a, b
+        pair_problems[i] = found
+    return StimuliCheck(choice, problems, control_problems, pair_problems, encoded)
