@@ -20,11 +20,18 @@ def _grid(ev: dict, kind: str) -> np.ndarray:
     return out
 
 
-def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+def _save(fig, path: Path, tight: bool = True) -> str:
+    """Render to memory, then write atomically: a reader never sees half a PNG."""
+    import io
+
+    from .cache import atomic_write_bytes
+
+    if tight:
+        fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return str(path)
 
 
@@ -150,11 +157,7 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
             ax.set_title("layers 1+" if rest else "all heads")
         fig.colorbar(sc, ax=axes, label="layer")
         fig.suptitle(f"{ev['model']}: zero vs mean ablation (in-sample means)")
-        path = d / f"exp10e_zero_vs_mean_scatter_{tag}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI)
-        plt.close(fig)
-        out.append(str(path))
+        out.append(_save(fig, d / f"exp10e_zero_vs_mean_scatter_{tag}.png", tight=False))
 
     if ev.get("harmful") and "joint_zero_delta" in ev["harmful"]:
         h = ev["harmful"]

@@ -2,15 +2,13 @@
 
 The Markdown report is rebuilt from every ``data/exp1_*.json`` of the output folder, so models
 measured in separate runs appear in one report, each with its own provenance. Every file is
-written atomically (text through :func:`semphase.cache.atomic_write_text`; figures through the
-same temporary-file-and-rename pattern for bytes).
+written atomically (:func:`semphase.cache.atomic_write_text` and ``atomic_write_bytes``).
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,30 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..cache import atomic_write_text  # noqa: E402
+from ..cache import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ..errors import SemphaseError  # noqa: E402
 from ..report import OutputLayout  # noqa: E402
 
 DPI = 150
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """:func:`semphase.cache.atomic_write_text` for bytes (figures)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _save(fig, path: Path) -> str:
