@@ -140,7 +140,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device_name", list(settings.devices), ids=[f"device={d}" for d in settings.devices])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # tryfirst: xdist turns xdist_group markers into node-id suffixes in its own hook of this
+    # name; the markers must be there before it runs, or --dist loadgroup groups nothing.
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "model_name" in callspec.params:
