@@ -117,3 +117,26 @@ def test_non_finite_loss_names_its_step(tiny_llama, tiny_text):
     means[1, 2] = float("inf")
     with pytest.raises(NonFiniteLoss, match="mean-ablation of L1H2"):
         engine.layer_single_nll(cap, 1, "mean", means)
+
+
+def test_one_models_tests_share_one_worker(tmp_path):
+    """--dist loadgroup (set in pytest.ini) keeps every test of a model on one xdist worker."""
+    tests = tmp_path / "test_group.py"
+    tests.write_text(textwrap.dedent("""
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_where(model_name, i, tmp_path_factory):
+            out = os.path.join(os.environ["GROUP_OUT"], f"{model_name.replace('/', '_')}-{i}")
+            open(out, "w").write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
+    """))
+    out = tmp_path / "out"
+    out.mkdir()
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2",
+                          "--dist", "loadgroup", "--model", "alpha/one", "--model", "beta/two", "-q",
+                          "-c", os.devnull, "--rootdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ, GROUP_OUT=str(out)))
+    assert res.returncode == 0, res.stdout[-2000:]
+    for model in ("alpha_one", "beta_two"):
+        workers = {p.read_text() for p in out.glob(f"{model}-*")}
+        assert len(workers) == 1, f"{model} ran on {workers}"
