@@ -301,9 +301,11 @@ def test_claim_rules_at_their_boundaries():
     assert not evaluate_claim(_ev(mean_tau=0.3), "test_c2_fan_ordering_beats_shuffled_sense_null").passed  # strict
     gpt2 = evaluate_claim(_ev("gpt2", mean_tau=0.5), "test_c2_fan_ordering_beats_shuffled_sense_null")
     assert not gpt2.passed and len(gpt2.conditions) == 3  # the original's 0.6 bar applies to gpt2 only
-    assert evaluate_claim(_ev(frac=0.3, q95_frac=0.3), "test_c3_last_block_jump_is_generic").passed  # does not exceed
-    assert not evaluate_claim(_ev(frac=0.35, q95_frac=0.3), "test_c3_last_block_jump_is_generic").passed
-    assert not evaluate_claim(_ev(n_words=1), "test_c3_last_block_jump_is_generic").applicable
+    c3 = "test_c3_last_block_jump_beats_random_direction_null"
+    assert evaluate_claim(_ev(frac=0.7, q95_frac=0.3), c3).passed  # >= 2/3 and above the null
+    assert not evaluate_claim(_ev(frac=0.7, q95_frac=0.7), c3).passed  # strict: not above the null
+    assert not evaluate_claim(_ev(frac=0.6, q95_frac=0.3), c3).passed  # fewer than 2/3 of the words
+    assert not evaluate_claim(_ev(n_words=1), c3).applicable
     tok = evaluate_claim(_ev(n_words=19), "test_exp1_every_target_single_token_for_this_model")
     assert not tok.passed and tok.conditions[1].value == 19
     assert evaluate_claim(_ev(n_words=20), "test_exp1_every_target_single_token_for_this_model").passed
@@ -346,7 +348,7 @@ def test_exp1_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     assert {f"exp1_{tag}.json", f"exp1_sigma_fans_{tag}.png", f"exp1_jump_bars_{tag}.png",
             f"exp1_nulls_{tag}.png", "exp1_results.md"} <= names
     report = (layout.reports / "exp1_results.md").read_text()
-    assert "out of scope" in report and f"## {ev['model']}" in report and "test_c3_last_block_jump_is_generic" in report
+    assert "out of scope" in report and f"## {ev['model']}" in report and "test_c3_last_block_jump_beats_random_direction_null" in report
     # the report is rebuilt from every data file: a second model appears next to the first
     other = copy.deepcopy(ev)
     other["model"], other["tag"] = "other-model", "other-model"
