@@ -35,7 +35,8 @@ def git_commit() -> str | None:
     return None
 
 
-def run_provenance(lm, ts, seed: int, wall_seconds: float, store=None) -> dict:
+def base_provenance(lm, seed: int, wall_seconds: float, store=None) -> dict:
+    """Versions, code, model, seed, wall time and cache use: the part every result shares."""
     return {
         "semphase": __version__,
         "measurement_version": MEASUREMENT_VERSION,
@@ -44,9 +45,12 @@ def run_provenance(lm, ts, seed: int, wall_seconds: float, store=None) -> dict:
         "platform": platform.platform(),
         "packages": package_versions(),
         "model": lm.provenance(),
-        "data": ts.describe(),
         "seed": seed,
         "wall_seconds": wall_seconds,
         "cache": dict(store.stats) if store is not None else None,
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def run_provenance(lm, ts, seed: int, wall_seconds: float, store=None) -> dict:
+    return dict(base_provenance(lm, seed, wall_seconds, store), data=ts.describe())

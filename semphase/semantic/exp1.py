@@ -20,8 +20,6 @@ tests and the CLI report use the same rules.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import platform
 import sys
 import time
 from typing import Callable
@@ -29,11 +27,10 @@ from typing import Callable
 import numpy as np
 from scipy import stats as sps
 
-from .. import MEASUREMENT_VERSION, __version__
 from ..cache import EvidenceStore
 from ..device import seed_everything
 from ..exp10 import ClaimResult, Condition, _cond
-from ..provenance import git_commit, package_versions
+from ..provenance import base_provenance
 from .measure import (ResidualStore, biggest_jump, contrastive_direction, jumps, loo_directions, prompt_summary,
                       random_unit_directions, shuffled_splits, sigma_v1, sigma_v2, unit)
 from .stimuli import Stimuli, check_stimuli
@@ -328,21 +325,8 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         "forward_seconds_per_prompt": (rs.forward_seconds / rs.forward_prompts) if rs.forward_prompts else None,
         "note": "forward_prompts is 0 when every residual came from the evidence cache",
     }
-    ev["provenance"] = {
-        "semphase": __version__,
-        "measurement_version": MEASUREMENT_VERSION,
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": package_versions(),
-        "model": lm.provenance(),
-        "stimuli": stimuli.describe(),
-        "tokenization": check.tokenization,
-        "seed": seed,
-        "wall_seconds": wall_s,
-        "cache": dict(store.stats),
-        "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    ev["provenance"] = dict(base_provenance(lm, seed, wall_s, store), stimuli=stimuli.describe(),
+                            tokenization=check.tokenization)
     return ev
 
 
