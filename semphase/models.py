@@ -130,6 +130,21 @@ class LoadedModel:
     def n_heads_total(self) -> int:
         return self.n_layers * self.n_heads
 
+    def cache_key(self) -> dict:
+        """What every evidence-cache key records about the model (the data part is added by
+        each measurement)."""
+        from . import MEASUREMENT_VERSION
+
+        return {
+            "model": self.name,
+            "hub_id": self.spec.hub_id,
+            "weights_sha256": self.weights_sha256,
+            "processing": self.processing,
+            "device_type": self.device.type,
+            "dtype": "float32",
+            "measurement_version": MEASUREMENT_VERSION,
+        }
+
     def provenance(self) -> dict:
         return {
             "model": self.name,

@@ -20,7 +20,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import MEASUREMENT_VERSION
 from .ablation import BLOCK, AblationEngine, Head, block_counts, block_sums
 from .cache import EvidenceStore
 from .data import TokenSet
@@ -28,17 +27,11 @@ from .data import TokenSet
 
 def base_key(lm, ts: TokenSet) -> dict:
     return {
-        "model": lm.name,
-        "hub_id": lm.spec.hub_id,
-        "weights_sha256": lm.weights_sha256,
-        "processing": lm.processing,
-        "device_type": lm.device.type,
-        "dtype": "float32",
+        **lm.cache_key(),
         "tokens_sha256": ts.fingerprint,
         "n_chunks": ts.n_chunks,
         "ctx": ts.ctx,
         "block": BLOCK,
-        "measurement_version": MEASUREMENT_VERSION,
     }
 
 

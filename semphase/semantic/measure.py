@@ -25,7 +25,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import MEASUREMENT_VERSION
 from ..cache import EvidenceStore
 
 KIND = "semantic_residuals"
@@ -98,16 +97,10 @@ class ResidualStore:
     def __init__(self, lm, store: EvidenceStore, stimuli_sha256: str, tokenization: dict):
         self.lm = lm
         self.key = {
-            "model": lm.name,
-            "hub_id": lm.spec.hub_id,
-            "weights_sha256": lm.weights_sha256,
-            "processing": lm.processing,
-            "device_type": lm.device.type,
-            "dtype": "float32",
+            **lm.cache_key(),
             "stimuli_sha256": stimuli_sha256,
             "tokenization": tokenization,
             "hooks": "i=0 blocks.0.hook_resid_pre; i>=1 blocks.{i-1}.hook_resid_post; at the target token",
-            "measurement_version": MEASUREMENT_VERSION,
         }
         self.entry = store.entry(KIND, self.key)
         self.forward_seconds = 0.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from ..cache import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ..errors import SemphaseError  # noqa: E402
-from ..report import OutputLayout  # noqa: E402
+from ..report import OutputLayout, _rel  # noqa: E402
 
 DPI = 150
 
@@ -140,13 +139,6 @@ def _fmt(x, digits: int = 4) -> str:
 
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.0f} %"
-
-
-def _rel(path, start: Path) -> str:
-    try:
-        return os.path.relpath(path, start)
-    except ValueError:
-        return str(path)
 
 
 def load_records(layout: OutputLayout) -> list[dict]:
