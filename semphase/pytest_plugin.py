@@ -169,8 +169,7 @@ def semphase_settings(request) -> Settings:
     return request.config._semphase_settings
 
 
-@pytest.fixture
-def lm(request, model_name, device_name, semphase_settings):
+def get_model(request, model_name: str, device_name: str):
     """The model, loaded once per worker; a model that cannot be had here skips with why."""
     from .device import worker_device
     from .models import load_model
@@ -188,6 +187,12 @@ def lm(request, model_name, device_name, semphase_settings):
             _note_skip(request, model_name, str(exc))
             pytest.skip(str(exc))
     return _MODELS[key]
+
+
+@pytest.fixture
+def lm(request, model_name, device_name, semphase_settings):
+    """The model, loaded once per worker; a model that cannot be had here skips with why."""
+    return get_model(request, model_name, device_name)
 
 
 def _note_skip(request, model_name: str, reason: str) -> None:
@@ -236,6 +241,45 @@ def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
         except SemphaseError as exc:
             pytest.fail(f"semphase: {exc}", pytrace=False)
     return _EVIDENCE[key]
+
+
+def semantic_evidence(experiment: str, lm, store, settings: Settings) -> dict:
+    """exp1, exp2 or exp3's evidence for this model, stimuli, seed and budget: measured once per
+    worker (the residuals the three share are cached in ``store``). exp1 always asserts its
+    claims; exp2 and exp3 at the smoke budget measure everything and assert only that it was
+    measured (two of their claims do not replicate on SmolLM2, which CI runs)."""
+    import importlib
+
+    from .semantic.stimuli import load_stimuli
+
+    key = (experiment, lm.name, str(lm.device), settings.stimuli, settings.seed, settings.budget)
+    if key not in _EVIDENCE:
+        module = importlib.import_module(f"semphase.semantic.{experiment}")
+        try:
+            stimuli = load_stimuli(settings.stimuli)
+            kwargs = {} if experiment == "exp1" else {"asserts_claims": settings.budget != "smoke"}
+            _EVIDENCE[key] = module.measure(lm, stimuli, store, seed=settings.seed, **kwargs)
+        except SemphaseError as exc:
+            pytest.fail(f"semphase: {exc}", pytrace=False)
+    return _EVIDENCE[key]
+
+
+def assert_claim(result) -> None:
+    """Skip with the reason where the claim does not apply; where it is not asserted (smoke)
+    check that every statistic was measured; otherwise assert every condition."""
+    import math
+
+    if not result.applicable:
+        pytest.skip(result.reason)
+    if not result.asserted:
+        for cond in result.conditions:
+            value = cond.value
+            assert value is not None, result.explain()
+            if isinstance(value, float):
+                assert math.isfinite(value) or math.isinf(value), result.explain()
+        return
+    failed = [c for c in result.conditions if not c.ok]
+    assert not failed, result.explain()
 
 
 @pytest.fixture

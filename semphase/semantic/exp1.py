@@ -31,9 +31,9 @@ from ..cache import EvidenceStore
 from ..device import seed_everything
 from ..exp10 import ClaimResult, Condition, _cond
 from ..provenance import base_provenance
-from .measure import (ResidualStore, biggest_jump, contrastive_direction, jumps, loo_directions, prompt_summary,
-                      random_unit_directions, shuffled_splits, sigma_v1, sigma_v2, unit)
-from .stimuli import Stimuli, check_stimuli
+from .measure import (biggest_jump, jumps, load_words, loo_directions, prompt_summary, random_unit_directions,
+                      shuffled_splits, sigma_v1, sigma_v2, unit)
+from .stimuli import Stimuli
 
 N_NULL = 200
 C1_TOLERANCE = 1e-5
@@ -84,36 +84,23 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
     seed_everything(seed)
     wall = time.perf_counter()
     L, d = lm.n_layers, lm.d_model
-    check = check_stimuli(stimuli, lm.tokenizer)
-    words = check.usable_words(stimuli)
-    rs = ResidualStore(lm, store, stimuli.sha256, check.tokenization)
+    check, data, rs, n_tokens_total = load_words(lm, stimuli, store)
+    words = list(data)
     skipped = check.to_json()
     _say(progress, f"exp1 on {lm.name} ({lm.device}): {len(words)} of {len(stimuli.words)} words usable"
                    + (f"; skipped: {', '.join(skipped['words_skipped'])}" if skipped["words_skipped"] else ""))
 
     per_word: dict[str, dict] = {}
     arrays: dict[str, dict] = {}
-    n_tokens_total = 0
     for n, w in enumerate(words, 1):
-        t0 = time.perf_counter()
-        ws = stimuli.words[w]
-        dps, gps = ws.direction_prompts(), ws.graded_prompts()
-        texts = [p.text for p in dps + gps]
-        enc = [check.encoded[t] for t in texts]
-        n_tokens_total += sum(len(e.ids) for e in enc)
-        res = rs.get(f"word-{w}", texts, [e.ids for e in enc], [e.position for e in enc],
-                     final_only=[True] * len(dps) + [False] * len(gps))
-        final_dir = np.stack([a[-1] for a in res[:len(dps)]]).astype(np.float64)
-        phi = np.stack(res[len(dps):]).astype(np.float64)  # [nG, L+1, d]
-        na = len(ws.direction["A"])
-        nb = len(ws.direction["B"])
-        dirn = contrastive_direction(final_dir[:na], final_dir[na:])
+        wd = data[w]
+        ws, gps = wd.ws, wd.graded
+        final_dir, phi, na, nb, dirn, levels = wd.final_dir, wd.phi, wd.na, wd.nb, wd.dirn, wd.levels
         loo = loo_directions(final_dir[:na], final_dir[na:])
         loo_sigma = np.einsum("kd,kd->k", unit(final_dir), loo)
         truth = np.array([1] * na + [-1] * nb)
-        sig = sigma_v2(phi, dirn["e_diff"])  # [nG, L+1]
+        sig = wd.sigma  # [nG, L+1]
         dsig = jumps(sig)
-        levels = np.array([p.level for p in gps], dtype=float)
         tau, tau_p = sps.kendalltau(levels, sig[:, -1])
         j_star, j_val = biggest_jump(dsig)
         mean_abs = np.abs(dsig).mean(0)
@@ -125,8 +112,8 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
             "cos_AB": dirn["cos_ab"],
             "loo_direction_sign_accuracy": float(np.mean(np.sign(loo_sigma) == truth)),
             "loo_direction_sigma": loo_sigma.tolist(),
-            "n_tokens_graded": len(enc[len(dps)].ids),
-            "target_position_graded": int(enc[len(dps)].position),
+            "n_tokens_graded": len(wd.encoded[0].ids),
+            "target_position_graded": int(wd.encoded[0].position),
             "kendall_tau": float(tau),
             "kendall_p": float(tau_p),
             "sigma_final_level_means": level_means,
@@ -137,12 +124,11 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
             "max_mean_abs_jump_layer": int(np.argmax(mean_abs)),
             "prompts": [{"prompt": p.text, "level": p.level, "sense": p.sense,
                          "target_position": int(e.position), "n_tokens": len(e.ids), **prompt_summary(sig[k])}
-                        for k, (p, e) in enumerate(zip(gps, enc[len(dps):]))],
+                        for k, (p, e) in enumerate(zip(gps, wd.encoded))],
         }
         arrays[w] = {"final_dir": final_dir, "na": na, "nb": nb, "graded_final_hat": unit(phi[:, -1]),
                      "phi": phi.astype(np.float32), "levels": levels, "dirn": dirn}
-        _say(progress, f"  [{n}/{len(words)}] {w}: cos_AB {dirn['cos_ab']:.3f}, tau {tau:+.3f}, "
-                       f"j* {j_star}, {time.perf_counter() - t0:.1f} s")
+        _say(progress, f"  [{n}/{len(words)}] {w}: cos_AB {dirn['cos_ab']:.3f}, tau {tau:+.3f}, j* {j_star}")
 
     ev: dict = {
         "experiment": "exp1",

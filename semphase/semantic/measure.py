@@ -207,3 +207,70 @@ def prompt_summary(sigma: np.ndarray) -> dict:
     return {"sigma": s.tolist(), "sigma_final": float(s[-1]), "sigma_range": float(np.ptp(s)),
             "max_jump_layer": j, "max_jump_value": float(d[j])}
 
+
+
+# -- every usable word's residuals, once ---------------------------------------------------------
+
+class WordData:
+    """One word's measured residuals: the final-layer residuals of its direction prompts
+    (sense A first) and φ_i (i = 0..L) at the target of its graded prompts, with their levels."""
+
+    def __init__(self, word: str, stimuli_word, graded, encoded, final_dir: np.ndarray, phi: np.ndarray):
+        self.word = word
+        self.ws = stimuli_word
+        self.graded = graded  # list of stimuli.Prompt, ordered by level
+        self.encoded = encoded  # stimuli.Encoded of each graded prompt
+        self.final_dir = final_dir  # [na + nb, d] float64
+        self.na = len(stimuli_word.direction["A"])
+        self.nb = len(stimuli_word.direction["B"])
+        self.phi = phi  # [nG, L+1, d] float64
+        self.levels = np.array([p.level for p in graded], dtype=float)
+        self.dirn = contrastive_direction(final_dir[:self.na], final_dir[self.na:])
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """σ v2 of every graded prompt along ê_diff: [nG, L+1]."""
+        return sigma_v2(self.phi, self.dirn["e_diff"])
+
+    def null_directions(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        """[n, d] null directions: ``"random"`` isotropic unit vectors, or ``"shuffled"`` ê_diff of
+        random sense labels of the direction prompts (group sizes kept)."""
+        if kind == "random":
+            return random_unit_directions(self.phi.shape[-1], n, rng)
+        if kind == "shuffled":
+            masks = shuffled_splits(self.na, self.nb, n, rng)
+            weights = masks / self.na - (~masks) / self.nb
+            return unit(weights @ self.final_dir)
+        raise ValueError(f"unknown null kind {kind!r}")
+
+    def null_sigma(self, directions: np.ndarray) -> np.ndarray:
+        """σ of the graded prompts along each of ``directions`` [n, d]: [n, nG, L+1]."""
+        return np.einsum("pld,rd->rpl", unit(self.phi), directions)
+
+
+def load_words(lm, stimuli, store: EvidenceStore, progress=None):
+    """Check ``stimuli`` against ``lm``'s tokenizer and return ``(check, words, residual_store,
+    n_tokens)``: ``words`` maps each usable word to its :class:`WordData`. Residuals come from
+    the evidence cache (the units exp1, exp2 and exp3 share: one forward per prompt, ever)."""
+    from .stimuli import check_stimuli
+
+    check = check_stimuli(stimuli, lm.tokenizer)
+    rs = ResidualStore(lm, store, stimuli.sha256, check.tokenization)
+    out: dict[str, WordData] = {}
+    n_tokens = 0
+    usable = check.usable_words(stimuli)
+    for n, w in enumerate(usable, 1):
+        t0 = time.perf_counter()
+        ws = stimuli.words[w]
+        dps, gps = ws.direction_prompts(), ws.graded_prompts()
+        texts = [p.text for p in dps + gps]
+        enc = [check.encoded[t] for t in texts]
+        n_tokens += sum(len(e.ids) for e in enc)
+        res = rs.get(f"word-{w}", texts, [e.ids for e in enc], [e.position for e in enc],
+                     final_only=[True] * len(dps) + [False] * len(gps))
+        final_dir = np.stack([a[-1] for a in res[:len(dps)]]).astype(np.float64)
+        phi = np.stack(res[len(dps):]).astype(np.float64)
+        out[w] = WordData(w, ws, gps, enc[len(dps):], final_dir, phi)
+        if progress is not None:
+            progress(n, len(usable), w, time.perf_counter() - t0)
+    return check, out, rs, n_tokens

@@ -309,10 +309,15 @@ def write_report(layout: OutputLayout) -> str:
 
 
 def publish(layout: OutputLayout, evidence: dict, claims: list[dict]) -> list[str]:
-    """Data, figures and the report for one model's evidence (exp1; exp2 and exp3 are not built)."""
+    """Data, figures and the report for one model's evidence (exp1; exp2 and exp3 go to
+    :mod:`semphase.semantic.report23`)."""
     exp = evidence.get("experiment")
+    if exp in ("exp2", "exp3"):
+        from .report23 import publish as publish23
+
+        return publish23(layout, evidence, claims)
     if exp != "exp1":
-        raise SemphaseError(f"{exp} is not built yet in this version of semphase; only exp1's report can be written.")
+        raise SemphaseError(f"no semantic report for experiment {exp!r}")
     path = layout.data / f"exp1_{evidence['tag']}.json"
     atomic_write_text(path, json.dumps({"evidence": evidence, "claims": claims}, indent=1, allow_nan=True))
     written = [str(path)]

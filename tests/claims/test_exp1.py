@@ -14,38 +14,22 @@ of scope; there are no R-tests here.
 """
 import pytest
 
-from semphase.errors import SemphaseError
+from semphase.pytest_plugin import assert_claim, semantic_evidence
 from semphase.semantic.exp1 import CLAIMS, evaluate_claim
 
 pytestmark = [pytest.mark.exp1, pytest.mark.claims]
-
-_EVIDENCE: dict = {}
 
 
 @pytest.fixture
 def exp1_evidence(lm, evidence_store, semphase_settings):
     """exp1's evidence for this model and device: measured once per worker, residuals cached."""
-    from semphase.semantic import exp1
-    from semphase.semantic.stimuli import load_stimuli
-
-    s = semphase_settings
-    key = (lm.name, str(lm.device), s.stimuli, s.seed)
-    if key not in _EVIDENCE:
-        try:
-            stimuli = load_stimuli(s.stimuli)
-            _EVIDENCE[key] = exp1.measure(lm, stimuli, evidence_store, seed=s.seed)
-        except SemphaseError as exc:
-            pytest.fail(f"semphase: {exc}", pytrace=False)
-    return _EVIDENCE[key]
+    return semantic_evidence("exp1", lm, evidence_store, semphase_settings)
 
 
 def check(name: str, evidence: dict, record_claim) -> None:
     result = evaluate_claim(evidence, name)
     record_claim("exp1", evidence, result)
-    if not result.applicable:
-        pytest.skip(result.reason)
-    failed = [c for c in result.conditions if not c.ok]
-    assert not failed, result.explain()
+    assert_claim(result)
 
 
 def test_exp1_every_target_single_token_for_this_model(exp1_evidence, record_claim):
@@ -66,3 +50,22 @@ def test_c3_last_block_jump_beats_random_direction_null(exp1_evidence, record_cl
 
 def test_every_exp1_claim_has_a_test():
     assert set(CLAIMS) <= set(globals()), set(CLAIMS) - set(globals())
+
+
+def test_c2_verdict_flips_with_a_sign_error_planted_in_sigma(exp1_evidence, lm, evidence_store, semphase_settings,
+                                                              monkeypatch):
+    """The fan-ordering test can fail: with σ's sign flipped (a planted bug), the same residuals
+    give a C2 verdict of "does NOT replicate"."""
+    from semphase.semantic import exp1
+    from semphase.semantic.measure import WordData, sigma_v2
+    from semphase.semantic.stimuli import load_stimuli
+
+    name = "test_c2_fan_ordering_beats_shuffled_sense_null"
+    if not evaluate_claim(exp1_evidence, name).passed:
+        pytest.skip("C2 does not replicate on this model, so there is no verdict to flip")
+    monkeypatch.setattr(WordData, "sigma", property(lambda self: -sigma_v2(self.phi, self.dirn["e_diff"])))
+    planted = exp1.measure(lm, load_stimuli(semphase_settings.stimuli), evidence_store, seed=semphase_settings.seed,
+                           n_null=50)
+    assert planted["timing"]["forward_prompts"] == 0  # the same cached residuals
+    assert planted["c2"]["mean_tau"] == pytest.approx(-exp1_evidence["c2"]["mean_tau"])
+    assert not evaluate_claim(planted, name).passed

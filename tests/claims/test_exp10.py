@@ -12,11 +12,10 @@ The decision rules live in :mod:`semphase.exp10` (the CLI's report uses the same
 test evaluates its rule on evidence measured in this run (or read from the evidence cache of
 such a run) and asserts every condition.
 """
-import math
-
 import pytest
 
 from semphase.exp10 import evaluate_claim
+from semphase.pytest_plugin import assert_claim
 
 pytestmark = [pytest.mark.exp10, pytest.mark.claims]
 
@@ -24,17 +23,7 @@ pytestmark = [pytest.mark.exp10, pytest.mark.claims]
 def check(name: str, evidence: dict, record_claim) -> None:
     result = evaluate_claim(evidence, name)
     record_claim("exp10", evidence, result)
-    if not result.applicable:
-        pytest.skip(result.reason)
-    if not result.asserted:  # smoke: measured and finite, not asserted
-        for cond in result.conditions:
-            value = cond.value
-            assert value is not None, result.explain()
-            if isinstance(value, float):
-                assert math.isfinite(value) or math.isinf(value), result.explain()
-        return
-    failed = [c for c in result.conditions if not c.ok]
-    assert not failed, result.explain()
+    assert_claim(result)
 
 
 def test_exp10_evidence_sane(exp10_evidence, record_claim):

@@ -355,11 +355,3 @@ def test_exp1_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     publish(layout, other, claims)
     report = (layout.reports / "exp1_results.md").read_text()
     assert f"## {ev['model']}" in report and "## other-model" in report
-
-
-def test_run_exp2_says_it_is_not_built(tmp_path, capsys):
-    from semphase.cli import main
-
-    assert main(["run", "exp2", "--output-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "exp2 is not built yet" in err and len(err.strip().splitlines()) == 1
