@@ -222,6 +222,19 @@ def evidence_store(semphase_settings):
     return EvidenceStore(s.cache_dir or s.layout().cache)
 
 
+def _g_curve(lm, store, settings: Settings) -> dict | None:
+    """g(l/L) for exp10's C19, measured in this session by exp3 (its residuals cached, shared
+    with exp1); where exp3 cannot measure it (fewer than 3 usable words), exp3's data file in the
+    output folder, if a run wrote one."""
+    from .exp10 import load_g_curve
+
+    ev = semantic_evidence("exp3", lm, store, settings)
+    if "g_mean" in ev:
+        return {"g_mean": ev["g_mean"], "source": f"exp3 on {lm.name}, measured in this session "
+                                                  f"(stimuli sha256 {ev['stimuli']['sha256'][:16]})"}
+    return load_g_curve(settings.output_dir or os.path.join(settings.rootdir, "results"), lm.tag)
+
+
 @pytest.fixture
 def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
     """exp10's evidence for this model and budget: measured once per worker, cached on disk."""
@@ -233,11 +246,10 @@ def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
     if key not in _EVIDENCE:
         budget = get_budget(s.budget, s.tokens, s.ctx)
         head_batch = s.head_batch or (lm.n_heads if lm.device.type == "cuda" else 1)
-        g_root = s.output_dir or os.path.join(s.rootdir, "results")
         try:
             _EVIDENCE[key] = exp10.measure(lm, eval_tokens, budget, evidence_store, progress=sweeps.Progress(False),
                                            head_batch=head_batch, seed=s.seed,
-                                           g_curve=exp10.load_g_curve(g_root, lm.tag))
+                                           g_curve=_g_curve(lm, evidence_store, s))
         except SemphaseError as exc:
             pytest.fail(f"semphase: {exc}", pytrace=False)
     return _EVIDENCE[key]
