@@ -32,7 +32,7 @@ import torch
 from .. import fits
 from ..cache import EvidenceStore
 from ..device import seed_everything
-from ..exp10 import ClaimResult, _cond
+from ..exp10 import ClaimResult, _cond, evaluate_rule
 from ..provenance import base_provenance
 from .measure import jumps, load_words
 from .stimuli import Stimuli
@@ -222,7 +222,8 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: i
 # Claims
 # --------------------------------------------------------------------------------------------
 
-def _few_words(ev: dict, r: ClaimResult) -> bool:
+def few_words(ev: dict, r: ClaimResult) -> bool:
+    """Mark ``r`` not applicable (and say why) when fewer than 3 words were measured."""
     if len(ev["words_used"]) < 3:
         r.applicable = False
         r.reason = f"needs at least 3 measured words (have {len(ev['words_used'])})"
@@ -236,7 +237,7 @@ def claim_c4(ev: dict) -> ClaimResult:
                     "word's response f(l/L) (design h, final layer excluded), β is not universal: its coefficient of "
                     f"variation across words exceeds {CV_BAR} and a likelihood-ratio test of one common β rejects at "
                     "p < 0.05")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c4"]
     r.conditions += [_cond("CV(β) across words", c["cv"], ">", CV_BAR),
@@ -252,7 +253,7 @@ def claim_c4_mean_field(ev: dict) -> ClaimResult:
                     "the original's criterion β = 0.5 ± 0.3 is not met: the mean Landau β over words lies outside "
                     "[0.2, 0.8] and the bootstrap 95 % interval of β excludes the mean-field 0.5 for at least 2/3 of "
                     "the words")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c4"]
     n = len(ev["words_used"])
@@ -267,7 +268,7 @@ def claim_c5(ev: dict) -> ClaimResult:
     r = ClaimResult("C5", "test_c5_linear_response_holds_only_partly", "H",
                     "the original found linear response σ = h·f(l) only partly (collapse variance < 0.01 for 3 of 9 "
                     "words): with h = level/4 (independent of σ), some words collapse below 0.01 and some do not")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c5"]
     n = len(ev["words_used"])
@@ -285,10 +286,7 @@ CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {
 
 
 def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    r = CLAIMS[test](ev)
-    if not ev.get("asserts_claims", True) and r.kind != "S":
-        r.asserted = False
-    return r
+    return evaluate_rule(CLAIMS[test], ev)
 
 
 def evaluate_claims(ev: dict) -> list[ClaimResult]:

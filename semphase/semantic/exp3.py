@@ -36,9 +36,9 @@ from scipy import stats as sps
 from .. import fits
 from ..cache import EvidenceStore
 from ..device import seed_everything
-from ..exp10 import ClaimResult, _cond
+from ..exp10 import ClaimResult, _cond, evaluate_rule
 from ..provenance import base_provenance
-from .exp2 import _stratified_rows, design_h
+from .exp2 import _stratified_rows, design_h, few_words
 from .measure import load_words
 from .stimuli import Stimuli
 
@@ -319,19 +319,11 @@ def cross_model(evs: list[dict]) -> dict:
 
 # -- claims ---------------------------------------------------------------------------------------
 
-def _few_words(ev: dict, r: ClaimResult) -> bool:
-    if len(ev["words_used"]) < 3:
-        r.applicable = False
-        r.reason = f"needs at least 3 measured words (have {len(ev['words_used'])})"
-        return True
-    return False
-
-
 def claim_h_circular(ev: dict) -> ClaimResult:
     r = ClaimResult("C6", "test_c6_circular_h_fixes_the_final_layer", "S",
                     "invariant that documents the original's circularity: with h = σ_L/max|σ_L|, the final layer's "
                     "R² is 1 by construction (within 1e-9) for every word")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     r.conditions.append(_cond("max |R²_L - 1| over words (circular h)", ev["c6"]["circular_r2_final_max_dev"], "<", 1e-9))
     return r
@@ -341,7 +333,7 @@ def claim_c6_depth(ev: dict) -> ClaimResult:
     r = ClaimResult("C6", "test_c6_linearity_rises_with_depth", "H",
                     "linearity increases with depth: with h = level/4, the median over words of Spearman(i, R²_i) for "
                     "i = 0..L-1 exceeds 0.5")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c6"]
     r.conditions.append(_cond("median Spearman(i, R²_i)", c["median_spearman"], ">", 0.5))
@@ -356,7 +348,7 @@ def claim_c6_position(ev: dict) -> ClaimResult:
                     "the response to h is not a position effect: graded prompts are length-matched within a word, and "
                     "in a regression of σ_i on h and the target position pooled over words, h stays significant "
                     f"(p < 0.01) at every layer i >= L/2 ({c['deep_from_layer']})")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     r.conditions.append(_cond("largest p of h at i >= L/2", c["max_h_p_deep"], "<", 0.01))
     r.numbers = {"n_positions": c["n_positions"]}
@@ -369,7 +361,7 @@ def claim_c7(ev: dict) -> ClaimResult:
                     "f(l) has a word-independent shape: the mean pairwise correlation across words of f (h = level/4) "
                     f"exceeds the 95th percentile of the same statistic with random unit directions and with "
                     f"shuffled-sense directions ({n} draws each)")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c, nl = ev["c7"], ev["nulls"]
     r.conditions += [_cond("mean corr vs random-direction null q95", c["mean_corr"], ">", nl["random"]["design"]["corr_q95"]),
@@ -385,7 +377,7 @@ def claim_c8(ev: dict) -> ClaimResult:
                     "σ = h·f_max·g(l/L) with one g: the mean per-word RMSE of g_w from g_mean (h = level/4) is below the "
                     f"original's {ORIGINAL_RMSE_BAR} and below the 5th percentile of the same statistic with random unit "
                     "and with shuffled-sense directions")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c, nl = ev["c8"], ev["nulls"]
     r.conditions += [_cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR),
@@ -400,7 +392,7 @@ def claim_c9_form(ev: dict) -> ClaimResult:
     r = ClaimResult("C9", "test_c9_g_form_erf_or_sigmoid", "H",
                     "g(l/L) on all layers is best described by erf (GPT-2 small) or sigmoid (medium): the better of the "
                     "two is within ΔBIC <= 2 of the best of the five shape models")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c9"]
     r.conditions.append(_cond("ΔBIC of the better of erf/sigmoid", c["delta_bic_erf_or_sigmoid"], "<=", 2.0))
@@ -415,7 +407,7 @@ def claim_c9_linear(ev: dict) -> ClaimResult:
                     "before the final drop g is nearly linear, g ∝ (l/L)^α with α ≈ 0.9-1: with the original's "
                     f"truncation (last two points dropped, re-normalised) the bootstrap 95 % interval of α overlaps "
                     f"[{lo}, {hi}]")
-    if _few_words(ev, r):
+    if few_words(ev, r):
         return r
     c = ev["c9"]
     ci = c["alpha_truncated_ci95"]
@@ -450,10 +442,7 @@ CROSS_CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {"test_c8_g_universal_a
 
 
 def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    r = (CROSS_CLAIMS if ev.get("kind") == "cross-model" else CLAIMS)[test](ev)
-    if not ev.get("asserts_claims", True) and r.kind != "S":
-        r.asserted = False
-    return r
+    return evaluate_rule((CROSS_CLAIMS if ev.get("kind") == "cross-model" else CLAIMS)[test], ev)
 
 
 def evaluate_claims(ev: dict) -> list[ClaimResult]:
