@@ -289,17 +289,7 @@ def measure(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts: str =
     if "d" in parts:
         layer_mean = zero_delta.mean(axis=1)
         ev["layer"] = {"mean_delta_ppl": layer_mean.tolist(), "max_delta_ppl": zero_delta.max(axis=1).tolist()}
-        if g_curve is not None and len(g_curve.get("g_mean", [])) == L + 1:
-            g = np.asarray(g_curve["g_mean"], dtype=float)
-            x = np.linspace(0, 1, L + 1)
-            dg = np.diff(g) / np.diff(x)
-            ev["layer"]["g_correlation"] = {"source": g_curve.get("source"), "dg_dx": dg.tolist(),
-                                            **correlation(dg, layer_mean)}
-        else:
-            ev["layer"]["g_correlation"] = None
-            ev["layer"]["g_missing_reason"] = (
-                "no g(l/L) for this model: exp3's evidence (data/exp3ef_{tag}.json) was not found" if g_curve is None
-                else f"g(l/L) has {len(g_curve.get('g_mean', []))} points, expected {L + 1}")
+        attach_g_correlation(ev, g_curve)
 
     means_all = mean = mean_delta = None
     means_rank = None
@@ -796,6 +786,26 @@ def evaluate_claim(ev: dict, test: str) -> ClaimResult:
 
 def evaluate_claims(ev: dict) -> list[ClaimResult]:
     return [evaluate_claim(ev, test) for test in CLAIMS]
+
+
+def attach_g_correlation(ev: dict, g_curve: dict | None) -> None:
+    """C19's evidence (part d): the correlation of each layer's mean zero-ablation ΔPPL with
+    dg/dx of exp3's g(l/L), or the reason it is missing."""
+    L = ev["n_layers"]
+    layer = ev["layer"]
+    layer.pop("g_missing_reason", None)
+    if g_curve is not None and len(g_curve.get("g_mean", [])) == L + 1:
+        g = np.asarray(g_curve["g_mean"], dtype=float)
+        x = np.linspace(0, 1, L + 1)
+        dg = np.diff(g) / np.diff(x)
+        layer["g_correlation"] = {"source": g_curve.get("source"), "dg_dx": dg.tolist(),
+                                  **correlation(dg, np.asarray(layer["mean_delta_ppl"], dtype=float))}
+    else:
+        layer["g_correlation"] = None
+        layer["g_missing_reason"] = (
+            "no g(l/L) for this model: exp3 was not measured (pytest measures it for C19; the CLI reads "
+            "data/exp3ef_{tag}.json, written by `run exp3`)" if g_curve is None
+            else f"g(l/L) has {len(g_curve.get('g_mean', []))} points, expected {L + 1}")
 
 
 def load_g_curve(output_dir: str | Path, tag: str) -> dict | None:

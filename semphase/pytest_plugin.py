@@ -155,6 +155,7 @@ def pytest_collection_modifyitems(config, items):
 _MODELS: dict[tuple, object] = {}
 _MODEL_ERRORS: dict[tuple, str] = {}
 _EVIDENCE: dict[tuple, dict] = {}
+_G_ATTACHED: set[int] = set()
 
 
 def _worker_index(config) -> int | None:
@@ -236,6 +237,19 @@ def _g_curve(lm, store, settings: Settings) -> dict | None:
 
 
 @pytest.fixture
+def exp10_evidence_with_g(exp10_evidence, lm, evidence_store, semphase_settings):
+    """exp10's evidence with C19's correlation against g(l/L) from exp3 (measured only for the
+    tests that ask, so that exp10 alone needs no semantic forward passes). Updates the shared
+    evidence, so the records of later tests carry it to the report."""
+    from .exp10 import attach_g_correlation
+
+    if "layer" in exp10_evidence and id(exp10_evidence) not in _G_ATTACHED:
+        attach_g_correlation(exp10_evidence, _g_curve(lm, evidence_store, semphase_settings))
+        _G_ATTACHED.add(id(exp10_evidence))
+    return exp10_evidence
+
+
+@pytest.fixture
 def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
     """exp10's evidence for this model and budget: measured once per worker, cached on disk."""
     from . import exp10, sweeps
@@ -248,8 +262,7 @@ def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
         head_batch = s.head_batch or (lm.n_heads if lm.device.type == "cuda" else 1)
         try:
             _EVIDENCE[key] = exp10.measure(lm, eval_tokens, budget, evidence_store, progress=sweeps.Progress(False),
-                                           head_batch=head_batch, seed=s.seed,
-                                           g_curve=_g_curve(lm, evidence_store, s))
+                                           head_batch=head_batch, seed=s.seed)
         except SemphaseError as exc:
             pytest.fail(f"semphase: {exc}", pytrace=False)
     return _EVIDENCE[key]

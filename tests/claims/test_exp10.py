@@ -50,8 +50,8 @@ def test_c18_heldout_removable_below_30pct(exp10_evidence, record_claim):
     check("test_c18_heldout_removable_below_30pct", exp10_evidence, record_claim)
 
 
-def test_c19_no_correlation_with_dg_dx(exp10_evidence, record_claim):
-    check("test_c19_no_correlation_with_dg_dx", exp10_evidence, record_claim)
+def test_c19_no_correlation_with_dg_dx(exp10_evidence_with_g, record_claim):
+    check("test_c19_no_correlation_with_dg_dx", exp10_evidence_with_g, record_claim)
 
 
 def test_c20_reproduce_mean_ablation(exp10_evidence, record_claim):

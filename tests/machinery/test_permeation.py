@@ -130,7 +130,7 @@ def test_exp2_and_exp3_claim_rules_at_their_boundaries():
 
 def test_exp1_exp2_exp3_share_residuals_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     from semphase.cache import EvidenceStore
-    from semphase.exp10 import load_g_curve
+    from semphase.exp10 import attach_g_correlation, load_g_curve
     from semphase.models import load_model
     from semphase.report import OutputLayout
     from semphase.semantic import exp1
@@ -161,8 +161,14 @@ def test_exp1_exp2_exp3_share_residuals_end_to_end_on_a_tiny_model(tiny_llama, t
                  f"figures/exp2_fits_{tag}.png", f"figures/exp3ef_universal_g_{tag}.png", f"figures/exp3_nulls_{tag}.png",
                  "reports/exp2_results.md", "reports/exp3_results.md"):
         assert (tmp_path / "out" / name).is_file(), name
-    g = load_g_curve(tmp_path / "out", tag)  # what exp10's C19 reads
+    g = load_g_curve(tmp_path / "out", tag)  # what exp10's CLI reads for C19
     assert g["g_mean"] == e3["g_mean"]
+    ev10 = {"n_layers": L, "layer": {"mean_delta_ppl": list(np.linspace(1.0, 0.1, L))}}
+    attach_g_correlation(ev10, g)
+    dg = np.diff(e3["g_mean"]) * L
+    assert ev10["layer"]["g_correlation"]["dg_dx"] == pytest.approx(dg)
+    attach_g_correlation(ev10, {"g_mean": e3["g_mean"][:-1]})
+    assert ev10["layer"]["g_correlation"] is None and "expected" in ev10["layer"]["g_missing_reason"]
     # across models: a second "model" (the same evidence under another name) compares exactly
     other = copy.deepcopy(e3)
     other["model"], other["tag"] = "other", "other"
