@@ -83,9 +83,9 @@ def bench_workers(models: list[str], extra: list[str]) -> dict:
     for n in (0, 2):
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "pytest", str(root / "tests" / "claims" / "test_exp10.py"), "-q",
-                   "-p", "no:cacheprovider", "--budget", "smoke", "--output-dir", tmp, "-n", str(n), *extra]
-            for m in models:
-                cmd += ["--model", m]
+                   "-p", "no:cacheprovider", "--budget", "smoke", f"--output-dir={tmp}", "-n", str(n), *extra]
+            for m in models:  # "=" form: pytest would take a bare folder for a test path when finding its rootdir
+                cmd.append(f"--model={Path(m).resolve() if Path(m).is_dir() else m}")
             t0 = time.perf_counter()
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
             times[n] = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 import time
@@ -160,9 +161,9 @@ def cmd_bench(args) -> int:
         models = args.bench_models or [args.model]
         extra = []
         if args.data_dir:
-            extra += ["--data-dir", args.data_dir]
+            extra.append(f"--data-dir={os.path.abspath(args.data_dir)}")
         if args.text_file:
-            extra += ["--text-file", args.text_file]
+            extra.append(f"--text-file={os.path.abspath(args.text_file)}")
         if args.tokens:
             extra += ["--tokens", str(args.tokens)]
         if args.ctx:
