@@ -79,7 +79,7 @@ def bench_cache(lm, ts, layers: list[int]) -> dict:
 def bench_workers(models: list[str], extra: list[str]) -> dict:
     """Wall time of the exp10 smoke claim tests for ``models``: -n 0 against -n 2."""
     root = Path(__file__).resolve().parent.parent
-    times = {}
+    times, outcomes = {}, {}
     for n in (0, 2):
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "pytest", str(root / "tests" / "claims" / "test_exp10.py"), "-q",
@@ -89,9 +89,11 @@ def bench_workers(models: list[str], extra: list[str]) -> dict:
             t0 = time.perf_counter()
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
             times[n] = time.perf_counter() - t0
-            if res.returncode != 0:
-                raise RuntimeError(f"pytest -n {n} failed:\n{res.stdout[-2000:]}")
-    return {"models": models, "n0_s": times[0], "n2_s": times[2], "ratio": times[0] / times[2]}
+            outcomes[n] = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+            if res.returncode not in (0, 1):  # 1: some claim tests failed, which does not void a timing
+                raise RuntimeError(f"pytest -n {n} did not run (exit {res.returncode}):\n{res.stdout[-2000:]}")
+    return {"models": models, "n0_s": times[0], "n2_s": times[2], "ratio": times[0] / times[2],
+            "outcomes": outcomes}
 
 
 class RssSampler:

@@ -170,7 +170,7 @@ def cmd_bench(args) -> int:
             extra += ["--ctx", str(args.ctx)]
         r = bench.bench_workers(models, extra)
         print(f"exp10 smoke tests for {', '.join(models)}: pytest -n 0 {r['n0_s']:.1f} s; -n 2 {r['n2_s']:.1f} s; "
-              f"speed-up {r['ratio']:.2f}x")
+              f"speed-up {r['ratio']:.2f}x (pytest said: -n 0 '{r['outcomes'][0]}', -n 2 '{r['outcomes'][2]}')")
     return 0
 
 
