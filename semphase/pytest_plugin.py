@@ -130,6 +130,18 @@ def pytest_configure(config):
             settings.layout().ensure_writable()
     except SemphaseError as exc:
         raise pytest.UsageError(f"semphase: {exc}") from None
+    if hasattr(config, "workerinput"):
+        _share_cpu_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def _share_cpu_threads(n_workers: int) -> None:
+    """Give each xdist worker its share of the CPU cores for torch's intra-op threads: with the
+    default (every core per process) n workers oversubscribe the cores n times, which made
+    ``-n 2`` on two cores twice as slow as ``-n 0`` (measured with ``bench workers``)."""
+    import torch
+
+    if n_workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
 
 
 def pytest_generate_tests(metafunc):

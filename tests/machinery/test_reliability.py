@@ -140,3 +140,20 @@ def test_one_models_tests_share_one_worker(tmp_path):
     for model in ("alpha_one", "beta_two"):
         workers = {p.read_text() for p in out.glob(f"{model}-*")}
         assert len(workers) == 1, f"{model} ran on {workers}"
+
+
+def test_xdist_workers_share_the_cpu_cores(monkeypatch):
+    """n workers get cpu_count // n torch threads each (oversubscription made -n 2 slower)."""
+    import torch
+
+    from semphase.pytest_plugin import _share_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 8)
+        _share_cpu_threads(4)
+        assert torch.get_num_threads() == 2
+        _share_cpu_threads(16)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
