@@ -29,7 +29,7 @@ from scipy import stats as sps
 
 from ..cache import EvidenceStore
 from ..device import seed_everything
-from ..exp10 import ClaimResult, Condition, _cond
+from ..exp10 import ClaimResult, Condition, _cond, evaluate_rule
 from ..provenance import base_provenance
 from .measure import (biggest_jump, jumps, load_words, loo_directions, prompt_summary, random_unit_directions,
                       shuffled_splits, sigma_v1, sigma_v2, unit)
@@ -419,7 +419,7 @@ CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {
 
 
 def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    return CLAIMS[test](ev)
+    return evaluate_rule(CLAIMS[test], ev)
 
 
 def evaluate_claims(ev: dict) -> list[ClaimResult]:

@@ -55,7 +55,7 @@ def level_means(sigma: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.n
     return uniq, np.stack([sigma[levels == k].mean(0) for k in uniq])
 
 
-def _stratified_rows(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def stratified_rows(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Prompt indices resampled with replacement within each level."""
     out = []
     for k in np.unique(levels):
@@ -134,7 +134,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: i
         # bootstrap over prompts (within levels): f_mean -> Landau beta
         boot = []
         for _ in range(n_boot):
-            rows = _stratified_rows(wd.levels, rng)
+            rows = stratified_rows(wd.levels, rng)
             _, _, fb = word_f_mean(sig[rows], wd.levels[rows], "design")
             boot.append(fb[:L])
         bg = fits.landau_grid_fit(x, np.stack(boot))

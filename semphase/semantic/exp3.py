@@ -38,7 +38,7 @@ from ..cache import EvidenceStore
 from ..device import seed_everything
 from ..exp10 import ClaimResult, _cond, evaluate_rule
 from ..provenance import base_provenance
-from .exp2 import _stratified_rows, design_h, few_words
+from .exp2 import stratified_rows, design_h, few_words
 from .measure import load_words
 from .stimuli import Stimuli
 
@@ -190,7 +190,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         wd = data[w]
         sig, h = wd.sigma, design_h(wd.levels)
         for b in range(n_boot):
-            rows = _stratified_rows(wd.levels, rng_b)
+            rows = stratified_rows(wd.levels, rng_b)
             Fb[b, k] = slopes(h[rows], sig[rows])
     ub = universality(Fb)
     g_mean = real["design"]["g_mean"]

@@ -19,6 +19,7 @@ residuals: no new forward passes.
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import Sequence
 
@@ -227,9 +228,9 @@ class WordData:
         self.levels = np.array([p.level for p in graded], dtype=float)
         self.dirn = contrastive_direction(final_dir[:self.na], final_dir[self.na:])
 
-    @property
+    @functools.cached_property
     def sigma(self) -> np.ndarray:
-        """σ v2 of every graded prompt along ê_diff: [nG, L+1]."""
+        """σ v2 of every graded prompt along ê_diff: [nG, L+1] (computed once)."""
         return sigma_v2(self.phi, self.dirn["e_diff"])
 
     def null_directions(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -179,19 +179,36 @@ exact-number reproduction is out of scope here, and no R-test is run for C1-C3.
 """
 
 
+def verdict_table(records: list[dict]) -> list[str]:
+    """The "Verdicts" table of a semantic report: one row per claim test and model."""
+    lines = ["## Verdicts", "", "| claim | test | kind | model | verdict | key numbers |", "|---|---|---|---|---|---|"]
+    for rec in records:
+        for c in rec["claims"]:
+            nums = "; ".join(f"{d['name']} = {_fmt(d['value'])} (needs {d['op']} {_fmt(d['target'])})"
+                             for d in c["conditions"][:3]) or c.get("reason", "")
+            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {rec['evidence']['model']} | {c['verdict']} | "
+                         f"{nums.replace('|', chr(92) + '|')} |")
+    return lines
+
+
+def claims_block(rec: dict) -> list[str]:
+    """Each claim of one model's record with its statement and every condition."""
+    lines = []
+    for c in rec["claims"]:
+        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
+        for d in c["conditions"]:
+            lines.append(f"  - {d['name']} = {_fmt(d['value'])} (needs {d['op']} {_fmt(d['target'])}): "
+                         f"{'ok' if d['ok'] else 'fails'}")
+        if c.get("reason"):
+            lines.append(f"  - {c['reason']}")
+    return lines
+
+
 def render(records: list[dict], layout: OutputLayout) -> str:
     st = records[0]["evidence"]["stimuli"] if records else {}
     intro = INTRO.format(data=_rel(layout.data, layout.reports), n_words=st.get("n_words", 0),
                          n_original=st.get("n_original_words", "n/a"), stimuli=f"`{st.get('source', 'no run yet')}`")
-    lines = [intro.rstrip(), "",
-             "## Verdicts", "", "| claim | test | kind | model | verdict | key numbers |", "|---|---|---|---|---|---|"]
-    for rec in records:
-        ev = rec["evidence"]
-        for c in rec["claims"]:
-            nums = "; ".join(f"{cond['name']} = {_fmt(cond['value'])} (needs {cond['op']} {_fmt(cond['target'])})"
-                             for cond in c["conditions"][:3]) or c.get("reason", "")
-            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {ev['model']} | {c['verdict']} | "
-                         f"{nums.replace('|', chr(92) + '|')} |")
+    lines = [intro.rstrip(), ""] + verdict_table(records)
     for rec in records:
         lines += _model_section(rec, layout)
     return "\n".join(lines) + "\n"
@@ -237,14 +254,7 @@ def _model_section(rec: dict, layout: OutputLayout) -> list[str]:
         if ev.get(key):
             lines.append(f"Skipped {label}: " + "; ".join(f"{k}: {v[0]}" for k, v in ev[key].items()) + ".")
 
-    lines += ["", "### Claims", ""]
-    for c in rec["claims"]:
-        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
-        for cond in c["conditions"]:
-            lines.append(f"  - {cond['name']} = {_fmt(cond['value'])} (needs {cond['op']} {_fmt(cond['target'])}): "
-                         f"{'ok' if cond['ok'] else 'fails'}")
-        if c.get("reason"):
-            lines.append(f"  - {c['reason']}")
+    lines += ["", "### Claims", ""] + claims_block(rec)
 
     lines += ["", "### Measurements", ""]
     c1 = ev["c1"]

@@ -14,7 +14,7 @@ import numpy as np
 from .. import fits
 from ..cache import atomic_write_text
 from ..report import OutputLayout, _rel
-from .report import _fmt, _pct, _save, plt
+from .report import _fmt, _pct, _save, claims_block, plt, verdict_table
 
 STIMULI_NOTE = ("Reproduction of the original's exact numbers needs the original stimuli, which this project does "
                 "not copy: exact-number reproduction is out of scope, and no R-test is run here.")
@@ -162,29 +162,6 @@ def _load(layout: OutputLayout, experiment: str) -> list[dict]:
     return out
 
 
-def _verdicts(records: list[dict]) -> list[str]:
-    lines = ["## Verdicts", "", "| claim | test | kind | model | verdict | key numbers |", "|---|---|---|---|---|---|"]
-    for rec in records:
-        for c in rec["claims"]:
-            nums = "; ".join(f"{d['name']} = {_fmt(d['value'])} (needs {d['op']} {_fmt(d['target'])})"
-                             for d in c["conditions"][:3]) or c.get("reason", "")
-            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {rec['evidence']['model']} | {c['verdict']} | "
-                         f"{nums.replace('|', chr(92) + '|')} |")
-    return lines
-
-
-def _claims_block(rec: dict) -> list[str]:
-    lines = []
-    for c in rec["claims"]:
-        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
-        for d in c["conditions"]:
-            lines.append(f"  - {d['name']} = {_fmt(d['value'])} (needs {d['op']} {_fmt(d['target'])}): "
-                         f"{'ok' if d['ok'] else 'fails'}")
-        if c.get("reason"):
-            lines.append(f"  - {c['reason']}")
-    return lines
-
-
 def _provenance(ev: dict) -> list[str]:
     prov = ev["provenance"]
     mp = prov["model"]
@@ -267,7 +244,7 @@ def _exp2_section(rec: dict, layout: OutputLayout) -> list[str]:
     lines = ["", f"## {ev['model']}", ""] + _provenance(ev)
     lines += ["", f"Words measured: {len(ev['words_used'])} of {ev['stimuli']['n_words']}"
               + (f"; skipped: {', '.join(ev['words_skipped'])}." if ev.get("words_skipped") else ".")]
-    lines += ["", "### Claims", ""] + _claims_block(rec)
+    lines += ["", "### Claims", ""] + claims_block(rec)
     if "c4" in ev:
         c4, c5, ll = ev["c4"], ev["c5"], ev["logit_lens"]
         lr, q = c4["lr_common_beta"], c4["cochran_q"]
@@ -307,7 +284,7 @@ def _exp2_section(rec: dict, layout: OutputLayout) -> list[str]:
 def _exp3_section(rec: dict, layout: OutputLayout) -> list[str]:
     ev = rec["evidence"]
     if ev.get("kind") == "cross-model":
-        lines = ["", f"## Across models: {ev['model']}", ""] + _claims_block(rec) + [""]
+        lines = ["", f"## Across models: {ev['model']}", ""] + claims_block(rec) + [""]
         for p in ev["pairs"]:
             lines.append(f"- {' vs '.join(p['models'])} ({p['grid_points']} grid points): corr {p['corr']:.4f}, "
                          f"RMSE {p['rmse']:.4f}, max |diff| {p['max_abs_diff']:.4f}; random-direction null "
@@ -317,7 +294,7 @@ def _exp3_section(rec: dict, layout: OutputLayout) -> list[str]:
     lines = ["", f"## {ev['model']}", ""] + _provenance(ev)
     lines += ["", f"Words measured: {len(ev['words_used'])} of {ev['stimuli']['n_words']}"
               + (f"; skipped: {', '.join(ev['words_skipped'])}." if ev.get("words_skipped") else ".")]
-    lines += ["", "### Claims", ""] + _claims_block(rec)
+    lines += ["", "### Claims", ""] + claims_block(rec)
     if "c7" in ev:
         c6, c7, c8, c9, sh, nl = ev["c6"], ev["c7"], ev["c8"], ev["c9"], ev["shape"], ev["nulls"]
         r2 = c6["mean_r2_by_layer_design"]
@@ -379,7 +356,7 @@ def write_report(layout: OutputLayout, experiment: str) -> str:
     intro = (EXP2_INTRO if experiment == "exp2" else EXP3_INTRO).format(data=_rel(layout.data, layout.reports),
                                                                         note=STIMULI_NOTE)
     section = _exp2_section if experiment == "exp2" else _exp3_section
-    lines = [intro.rstrip(), ""] + _verdicts(records)
+    lines = [intro.rstrip(), ""] + verdict_table(records)
     for rec in records:
         lines += section(rec, layout)
     path = layout.reports / f"{experiment}_results.md"
