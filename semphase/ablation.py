@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from .errors import NonFiniteLoss
+from .hooks import attn_z
 
 BLOCK = 64  # predicted tokens per bootstrap block
 
@@ -34,7 +35,8 @@ Head = tuple[int, int]
 
 
 def hook_z_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_z"
+    """Where the engine intervenes: :func:`semphase.hooks.attn_z`."""
+    return attn_z(layer)
 
 
 def token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -62,28 +64,65 @@ def check_finite(nll: torch.Tensor, step: str) -> None:
         )
 
 
+class Intervention:
+    """One kind of intervention on ``hook_z`` (a row of :data:`INTERVENTIONS`).
+
+    ``apply(z, heads, params)`` changes ``heads`` of every batch element; ``apply_each(z, heads,
+    params)`` changes ``heads[i]`` in batch element i alone (a batch of single-head ablations).
+    ``params`` is this layer's per-head parameter (the means [H, d_head] for mean-ablation), or None.
+    A new kind (replaced attention patterns, low-rank weights) is a new subclass and a new row.
+    """
+
+    name = ""
+    needs = ""  # what params must hold, in words ("" for nothing)
+
+    def value(self, z: torch.Tensor, heads, params):
+        raise NotImplementedError
+
+    def apply(self, z: torch.Tensor, heads: list[int], params) -> torch.Tensor:
+        z[:, :, heads, :] = self.value(z, heads, params)
+        return z
+
+    def apply_each(self, z: torch.Tensor, heads: list[int], params) -> torch.Tensor:
+        for i, h in enumerate(heads):
+            z[i, :, h, :] = self.value(z, h, params)
+        return z
+
+
+class ZeroAblation(Intervention):
+    name = "zero"
+
+    def value(self, z, heads, params):
+        return 0.0
+
+
+class MeanAblation(Intervention):
+    name = "mean"
+    needs = "the means of this layer's heads"
+
+    def value(self, z, heads, params):
+        return params[heads].to(z.dtype)
+
+
+INTERVENTIONS: dict[str, Intervention] = {"zero": ZeroAblation(), "mean": MeanAblation()}
+
+
 def ablation_hook(kind: str, heads: Sequence[int], means: torch.Tensor | None = None,
                   batched: bool = False) -> Callable:
-    """A hook_z hook that ablates ``heads`` (zero or mean).
+    """A hook_z hook that applies intervention ``kind`` to ``heads``.
 
-    With ``batched``, batch element i ablates ``heads[i]`` alone; otherwise every batch
-    element ablates all of ``heads``.
+    With ``batched``, batch element i changes ``heads[i]`` alone; otherwise every batch
+    element changes all of ``heads``.
     """
-    if kind not in ("zero", "mean"):
-        raise ValueError(f"unknown ablation kind {kind!r}")
-    if kind == "mean" and means is None:
-        raise ValueError("mean-ablation needs the means of this layer's heads")
+    if kind not in INTERVENTIONS:
+        raise ValueError(f"unknown ablation kind {kind!r}; known: {', '.join(INTERVENTIONS)}")
+    kind_ = INTERVENTIONS[kind]
+    if kind_.needs and means is None:
+        raise ValueError(f"{kind}-ablation needs {kind_.needs}")
     heads = list(heads)
 
     def hook(z: torch.Tensor, hook=None) -> torch.Tensor:
-        if batched:
-            for i, h in enumerate(heads):
-                z[i, :, h, :] = 0.0 if kind == "zero" else means[h].to(z.dtype)
-        elif kind == "zero":
-            z[:, :, heads, :] = 0.0
-        else:
-            z[:, :, heads, :] = means[heads].to(z.dtype)
-        return z
+        return kind_.apply_each(z, heads, means) if batched else kind_.apply(z, heads, means)
 
     return hook
 

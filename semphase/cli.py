@@ -9,24 +9,10 @@ import json
 import os
 import logging
 import sys
-import time
 
+from . import registry
 from .errors import SemphaseError
-
-
-def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        given = [int(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise SemphaseError(f"--layers {text!r}: give layer numbers separated by commas, e.g. 0,5,29.") from None
-    bad = [l for l in given if not -n_layers <= l < n_layers]
-    layers = sorted({l % n_layers for l in given})
-    if bad or not layers:
-        raise SemphaseError(f"--layers {text!r}: this model has layers 0 to {n_layers - 1}; "
-                            f"{', '.join(map(str, bad)) or 'none given'} out of range.")
-    return layers
+from .session import Session, Settings, parse_layers
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,11 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semphase", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run an experiment and write its data, figures and report")
-    run.add_argument("experiment", choices=["exp10", "exp1", "exp2", "exp3"])
+    run = sub.add_parser("run", help="run an experiment and write its data, figures and report",
+                         description="Run one registered experiment: " + "; ".join(
+                             f"{e.id} ({', '.join(e.claim_ids)}): {e.title}" for e in registry.all_experiments()))
+    run.add_argument("experiment", choices=list(registry.EXPERIMENTS),
+                     help="the experiment: " + ", ".join(registry.EXPERIMENTS))
     _common(run)
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
-    run.add_argument("--parts", default="abcdefgh", help="exp10 parts, e.g. a or abc (default all)")
+    run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
+        f"{k} {v.split(' (')[0]}" for k, v in registry.get("exp10").parts.items()))
     run.add_argument("--layers", default=None, help="only these layers for the single-head sweep, e.g. 0,5,29")
     run.add_argument("--output-dir", default=None,
                      help="write DIR/data, DIR/figures, DIR/reports (default: results/ and reports/ here)")
@@ -75,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--token-counts", default=None, help="memory: token counts, default 2048,8192")
 
     sub.add_parser("models", help="list the model registry")
+    sub.add_parser("experiments", help="list the experiment registry")
+
+    rep = sub.add_parser("report", help="rebuild every report and the claims summary from the data files")
+    rep.add_argument("--output-dir", default=None, help="the folder a run wrote to (default: results/ and reports/ here)")
+    rep.add_argument("--reevaluate", action="store_true",
+                     help="apply the current claim rules to the stored evidence first (no measurement)")
 
     rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 shape (for timings)")
     rnd.add_argument("--shape", default="gpt2", help="gpt2, gpt2-medium, gpt2-large or gpt2-xl")
@@ -84,51 +80,65 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup(args):
-    from .budgets import get_budget
-    from .data import load_eval_tokens
-    from .models import load_model
-
-    lm = load_model(args.model, args.device, args.processing)
-    budget = get_budget(getattr(args, "budget", "quick"), args.tokens, args.ctx)
-    ts = load_eval_tokens(lm.tokenizer, budget.tokens, budget.ctx, args.split, args.data_dir, args.text_file)
-    return lm, budget, ts
+    """Model, budget and tokens of a bench command, through a session."""
+    args.budget = "quick"
+    session = Session(settings_from(args))
+    lm = session.model(args.model)
+    return session, lm, session.tokens(lm, registry.get("exp10").data)
 
 
-def _head_batch(args, lm) -> int:
-    if args.head_batch:
-        return args.head_batch
-    return lm.n_heads if lm.device.type == "cuda" else 1
+def settings_from(args, **extra) -> Settings:
+    """The session settings of a CLI command (explicit values; nothing downstream sees argparse)."""
+    return Settings(
+        models=(args.model,), devices=(args.device,), budget=getattr(args, "budget", "quick"), tokens=args.tokens,
+        ctx=args.ctx, data_dir=args.data_dir, text_file=args.text_file, split=args.split,
+        output_dir=getattr(args, "output_dir", None), cache_dir=getattr(args, "cache_dir", None),
+        no_cache=getattr(args, "no_cache", False), seed=args.seed, head_batch=getattr(args, "head_batch", None),
+        stimuli=getattr(args, "stimuli", None), processing=args.processing, progress=not args.quiet, **extra)
 
 
 def cmd_run(args) -> int:
-    if args.experiment != "exp10":
-        try:
-            from .semantic.runner import run_cli
-        except ImportError:
-            raise SemphaseError(f"{args.experiment} is not built yet in this version of semphase.") from None
-        return run_cli(args)
-    from . import exp10, sweeps
-    from .cache import EvidenceStore
-    from .report import OutputLayout, publish_exp10
-
-    layout = OutputLayout.make(args.output_dir)
-    layout.ensure_writable()
-    parts = exp10.expand_parts(args.parts)
-    lm, budget, ts = _setup(args)
-    layers = parse_layers(args.layers, lm.n_layers)
-    store = EvidenceStore(None if args.no_cache else (args.cache_dir or layout.cache))
-    print(f"exp10 on {lm.name} ({lm.device}): {ts.n_tokens} tokens in {ts.n_chunks} chunk(s) of {ts.ctx}, "
-          f"budget {budget.name}, parts {parts}", file=sys.stderr)
-    ev = exp10.measure(lm, ts, budget, store, parts, layers, sweeps.Progress(not args.quiet),
-                       head_batch=_head_batch(args, lm), seed=args.seed,
-                       g_curve=exp10.load_g_curve(layout.data.parent if args.output_dir else "results", lm.tag))
-    claims = [c.to_json() for c in exp10.evaluate_claims(ev)] if ev["all_layers"] else \
-        [exp10.evaluate_claim(ev, "test_exp10_evidence_sane").to_json()]
-    written = publish_exp10(layout, ev, claims)
-    print(f"baseline PPL {ev['baseline_ppl']:.4f}; wall {ev['timing']['total']:.1f} s", file=sys.stderr)
+    exp = registry.get(args.experiment)
+    if args.parts and not exp.parts:
+        raise SemphaseError(f"--parts: {exp.id} has no parts; drop the option.")
+    unknown = sorted(set((args.parts or "").replace(",", "").strip().lower()) - set(exp.parts))
+    if unknown:
+        raise SemphaseError(f"--parts {args.parts!r}: unknown part(s) {''.join(unknown)}; use letters from "
+                            f"{''.join(exp.parts)}.")
+    if args.layers and exp.id != "exp10":
+        raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+    session = Session(settings_from(args, parts=args.parts, layers=args.layers))
+    session.check_options()
+    print(f"{exp.id} on {args.model}, budget {args.budget}"
+          + (f"; it needs {', '.join(n.experiment for n in exp.needs)} on the same model (measured through the "
+             "session, cached)" if exp.needs else ""), file=sys.stderr)
+    ev, claims, written = session.run(exp.id)
+    wall = ev.get("provenance", {}).get("wall_seconds")
+    extra = f"baseline PPL {ev['baseline_ppl']:.4f}; " if "baseline_ppl" in ev else ""
+    print(f"{extra}wall {wall:.1f} s" if wall is not None else extra, file=sys.stderr)
     for c in claims:
         print(f"  {c['claim']:>3} {c['test']}: {c['verdict']}")
+    print("wrote:\n  " + "\n  ".join(dict.fromkeys(written)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import OutputLayout, rebuild
+
+    layout = OutputLayout.make(args.output_dir)
+    if not layout.data.is_dir():
+        raise SemphaseError(f"there is no data folder {str(layout.data)!r}; run an experiment first or give "
+                            "--output-dir DIR of a run.")
+    written = rebuild(layout, reevaluate=args.reevaluate)
     print("wrote:\n  " + "\n  ".join(written))
+    return 0
+
+
+def cmd_experiments(args) -> int:
+    for e in registry.all_experiments():
+        needs = "; needs " + ", ".join(f"{n.experiment} for {', '.join(n.claims)}" for n in e.needs) if e.needs else ""
+        print(f"{e.id:6s} {', '.join(e.claim_ids):28s} {e.title} (science.md {e.sections}); reads "
+              f"{e.data.describe()}{needs}")
     return 0
 
 
@@ -136,11 +146,10 @@ def cmd_bench(args) -> int:
     """Speed and memory benchmarks; each prints its ratio, measured in this one run."""
     from . import bench
 
-    args.budget = "quick"
     what = args.what
     if what == "memory":
         return _bench_memory(args)
-    lm, _, ts = _setup(args)
+    session, lm, ts = _setup(args)
     layers = parse_layers(args.layers, lm.n_layers) or list(range(lm.n_layers))
     print(f"bench on {lm.name} ({lm.device}), {ts.n_tokens} tokens ({ts.n_chunks} x {ts.ctx}), "
           f"layers {layers[0]}..{layers[-1]} ({len(layers)})", file=sys.stderr)
@@ -148,7 +157,7 @@ def cmd_bench(args) -> int:
         print(json.dumps(bench.memory_child(lm, ts, layers)))
         return 0
     if what in ("ablation", "all"):
-        r = bench.bench_ablation(lm, ts, layers, _head_batch(args, lm))
+        r = bench.bench_ablation(lm, ts, layers, session.head_batch(lm))
         print(f"ablation sweep, {r['heads']} heads: plain loop (one full run_with_hooks forward per head and "
               f"chunk) {r['plain_s']:.2f} s; engine (capture once per chunk, resume from the ablated layer) "
               f"{r['engine_s']:.2f} s; speed-up {r['ratio']:.2f}x; largest relative PPL difference "
@@ -221,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_random_model(args.out, args.shape, args.seed))
             return 0
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "experiments":
+            return cmd_experiments(args)
         return cmd_models(args)
     except SemphaseError as exc:
         print(f"semphase: error: {exc}", file=sys.stderr)

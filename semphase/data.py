@@ -169,20 +169,26 @@ def encode(tokenizer, text: str) -> list[int]:
     return _TOKEN_CACHE[key]
 
 
-def load_eval_tokens(tokenizer, tokens: int | None, ctx: int = 1024, split: str = "validation",
-                     data_dir: str | None = None, text_file: str | None = None) -> TokenSet:
-    """Evaluation tokens as a :class:`TokenSet`. ``tokens=None`` means the whole text."""
+def _text(split: str, data_dir: str | None, text_file: str | None) -> tuple[str, str]:
     if text_file:
-        text = read_text_file(text_file)
-        source = f"file:{Path(text_file).expanduser().resolve()}"
-    else:
-        rows, source = wikitext_rows(split, data_dir)
-        text = rows_to_text(rows)
-        source += f" (wikitext-2-raw-v1 {split})"
+        return read_text_file(text_file), f"file:{Path(text_file).expanduser().resolve()}"
+    rows, source = wikitext_rows(split, data_dir)
+    return rows_to_text(rows), source + f" (wikitext-2-raw-v1 {split})"
+
+
+def load_eval_tokens(tokenizer, tokens: int | None, ctx: int = 1024, split: str = "validation",
+                     data_dir: str | None = None, text_file: str | None = None, start: int = 0) -> TokenSet:
+    """Evaluation tokens as a :class:`TokenSet`: the token range [start, start + tokens) of the
+    split (or text file), cut into chunks of ``ctx``. ``tokens=None`` means everything from
+    ``start`` on. Two ranges that do not overlap share no token (held-out data)."""
+    text, source = _text(split, data_dir, text_file)
     ids = encode(tokenizer, text)
+    if start < 0 or start >= len(ids):
+        raise SemphaseError(f"token range starting at {start}: the data has {len(ids)} tokens; start within them.")
+    avail = ids[start:]
     if tokens is None:
-        tokens = len(ids)
-    chunks = chunk_tokens(ids, tokens, ctx)
+        tokens = len(avail)
+    chunks = chunk_tokens(avail, tokens, ctx)
     meta = {"source": source, "text_sha256": sha256_text(text), "tokens_available": len(ids),
-            "tokens_requested": tokens}
+            "tokens_requested": tokens, "token_range": [start, start + int(chunks.numel())]}
     return TokenSet(chunks, meta)

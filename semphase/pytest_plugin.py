@@ -1,39 +1,38 @@
-"""The semphase pytest plugin (registered through the ``pytest11`` entry point).
+"""The semphase pytest plugin (registered through the ``pytest11`` entry point): wiring only.
 
-It adds the options (``--model`` repeatable, ``--device`` repeatable, ``--budget``,
-``--data-dir``, ``--output-dir`` ...), parametrizes every test that asks for ``model_name`` /
-``device_name`` over them, keeps each model's tests on one xdist worker
-(``xdist_group``; run with ``--dist loadgroup``, which pytest.ini sets), loads each model
-once per worker, and provides the evidence fixtures.
+It adds the options (``--model`` and ``--device`` repeatable, ``--budget``, ``--data-dir``,
+``--output-dir`` ...) and one marker per registered experiment, parametrizes every test that
+asks for ``model_name`` / ``device_name``, keeps each model's tests on one xdist worker
+(``xdist_group``; ``--dist loadgroup`` is set in pytest.ini), and hands everything else to a
+:class:`semphase.session.Session` (one per process): loading models, measuring evidence once,
+evaluating claims. A claim test reads::
 
-Reports: a claim test calls ``record_claim(experiment, evidence, result)``. The record
-travels to the controller in the test report's ``user_properties`` (xdist carries them),
-and the controller alone writes the data, figures and ``expN_results.md`` at the end of the
-session. Workers never write report files.
+    EXPERIMENT = "exp10"
+
+    def test_c17_importance_concentrated_in_layer0(check_claim):
+        check_claim()
+
+``check_claim`` evaluates the registry's rule of the same name on the evidence of this model,
+records the result for the report, skips with the reason where the rule does not apply, marks
+an *inconclusive* claim as such (outcome ``INCONCLUSIVE``, letter ``I``, its own count in the
+summary line; it does not fail the run) and otherwise asserts every condition.
+
+Records travel to the controller in the test reports' ``user_properties`` (xdist carries them);
+the controller alone hands them to the report builder at the end of the session. Workers never
+write report files.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from .errors import DeviceUnavailable, ModelUnavailable, SemphaseError
 
 PROPERTY = "semphase_record"
-MARKERS = {
-    "machinery": "fast tests of the library on tiny or no models",
-    "claims": "claim tests that run a real model",
-    "exp10": "exp10: head ablation claims C17-C22",
-    "exp1": "exp1: semantic permeation claims",
-    "exp2": "exp2: Landau / two-stage claims",
-    "exp3": "exp3: linear response and universal g claims",
-    "slow": "needs a long run (minutes to hours)",
-    "gpu": "meant for an accelerator",
-    "bigmodel": "needs a large download (gpt2-medium and larger)",
-}
+INCONCLUSIVE = "inconclusive"
 
 
 def pytest_addoption(parser):
@@ -64,70 +63,40 @@ def pytest_addoption(parser):
                     help="semantic experiments: a stimuli file in the packaged file's format")
 
 
-@dataclass(frozen=True)
-class Settings:
-    models: tuple[str, ...]
-    devices: tuple[str, ...]
-    budget: str
-    tokens: int | None
-    ctx: int | None
-    data_dir: str | None
-    text_file: str | None
-    output_dir: str | None
-    cache_dir: str | None
-    no_cache: bool
-    seed: int
-    head_batch: int | None
-    no_report: bool
-    rootdir: str
-    stimuli: str | None = None
+def _settings(config):
+    from .session import Settings
 
-    def layout(self):
-        from .report import OutputLayout
-
-        return OutputLayout.make(self.output_dir, self.rootdir)
-
-
-def _settings(config) -> Settings:
     opt = config.option
     return Settings(
-        models=tuple(opt.semphase_models or ["gpt2"]),
-        devices=tuple(opt.semphase_devices or ["auto"]),
-        budget=opt.semphase_budget,
-        tokens=opt.semphase_tokens,
-        ctx=opt.semphase_ctx,
-        data_dir=opt.semphase_data_dir,
-        text_file=opt.semphase_text_file,
-        output_dir=opt.semphase_output_dir,
-        cache_dir=opt.semphase_cache_dir,
-        no_cache=opt.semphase_no_cache,
-        seed=opt.semphase_seed,
-        head_batch=opt.semphase_head_batch,
-        no_report=opt.semphase_no_report,
-        rootdir=str(config.rootpath),
+        models=tuple(opt.semphase_models or ["gpt2"]), devices=tuple(opt.semphase_devices or ["auto"]),
+        budget=opt.semphase_budget, tokens=opt.semphase_tokens, ctx=opt.semphase_ctx,
+        data_dir=opt.semphase_data_dir, text_file=opt.semphase_text_file, output_dir=opt.semphase_output_dir,
+        cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
+        head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),
         stimuli=opt.semphase_stimuli,
     )
 
 
+def _worker_index(config) -> int | None:
+    wid = getattr(config, "workerinput", {}).get("workerid")
+    if wid and wid.startswith("gw"):
+        return int(wid[2:])
+    return None
+
+
 def pytest_configure(config):
-    for name, text in MARKERS.items():
+    from . import registry
+    from .session import Session
+
+    for name, text in registry.markers().items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    settings = _settings(config)
-    config._semphase_settings = settings
+    session = Session(_settings(config), _worker_index(config))
+    config._semphase_session = session
     config._semphase_records = {}
     config._semphase_skips = {}
     config._semphase_written = []
-    # Bad options are usage errors before anything runs: one sentence each.
-    from .device import resolve_device
-    from .models import resolve_spec
-
-    try:
-        for name in settings.models:
-            resolve_spec(name)
-        for dev in settings.devices:
-            resolve_device(dev)
-        if settings.output_dir and not settings.no_report and not hasattr(config, "workerinput"):
-            settings.layout().ensure_writable()
+    try:  # bad options are usage errors before anything runs: one sentence each
+        session.check_options(write=bool(session.settings.output_dir) and not hasattr(config, "workerinput"))
     except SemphaseError as exc:
         raise pytest.UsageError(f"semphase: {exc}") from None
     if hasattr(config, "workerinput"):
@@ -145,7 +114,7 @@ def _share_cpu_threads(n_workers: int) -> None:
 
 
 def pytest_generate_tests(metafunc):
-    settings: Settings = metafunc.config._semphase_settings
+    settings = metafunc.config._semphase_session.settings
     if "model_name" in metafunc.fixturenames:
         metafunc.parametrize("model_name", list(settings.models), ids=[f"model={m}" for m in settings.models])
     if "device_name" in metafunc.fixturenames:
@@ -164,157 +133,91 @@ def pytest_collection_modifyitems(config, items):
 
 # -- fixtures ------------------------------------------------------------------------------
 
-_MODELS: dict[tuple, object] = {}
-_MODEL_ERRORS: dict[tuple, str] = {}
-_EVIDENCE: dict[tuple, dict] = {}
-_G_ATTACHED: set[int] = set()
-
-
-def _worker_index(config) -> int | None:
-    wid = getattr(config, "workerinput", {}).get("workerid")
-    if wid and wid.startswith("gw"):
-        return int(wid[2:])
-    return None
+@pytest.fixture(scope="session")
+def semphase_session(request):
+    """This process's :class:`semphase.session.Session`."""
+    return request.config._semphase_session
 
 
 @pytest.fixture(scope="session")
-def semphase_settings(request) -> Settings:
-    return request.config._semphase_settings
+def semphase_settings(semphase_session):
+    return semphase_session.settings
 
 
-def get_model(request, model_name: str, device_name: str):
+def get_model(request, model_name: str, device_name: str | None = None):
     """The model, loaded once per worker; a model that cannot be had here skips with why."""
-    from .device import worker_device
-    from .models import load_model
-
-    device = worker_device(device_name, _worker_index(request.config))
-    key = (model_name, device)
-    if key in _MODEL_ERRORS:
-        _note_skip(request, model_name, _MODEL_ERRORS[key])
-        pytest.skip(_MODEL_ERRORS[key])
-    if key not in _MODELS:
-        try:
-            _MODELS[key] = load_model(model_name, device)
-        except (ModelUnavailable, DeviceUnavailable) as exc:
-            _MODEL_ERRORS[key] = str(exc)
-            _note_skip(request, model_name, str(exc))
-            pytest.skip(str(exc))
-    return _MODELS[key]
-
-
-@pytest.fixture
-def lm(request, model_name, device_name, semphase_settings):
-    """The model, loaded once per worker; a model that cannot be had here skips with why."""
-    return get_model(request, model_name, device_name)
-
-
-def _note_skip(request, model_name: str, reason: str) -> None:
-    request.node.user_properties.append((PROPERTY, json.dumps({"skip": {"model": model_name, "reason": reason}})))
-
-
-@pytest.fixture
-def eval_tokens(lm, semphase_settings):
-    from .budgets import get_budget
-    from .data import load_eval_tokens
-
-    s = semphase_settings
-    budget = get_budget(s.budget, s.tokens, s.ctx)
+    session = request.config._semphase_session
     try:
-        return load_eval_tokens(lm.tokenizer, budget.tokens, budget.ctx, "validation", s.data_dir, s.text_file)
+        return session.model(model_name, device_name)
+    except (ModelUnavailable, DeviceUnavailable) as exc:
+        request.node.user_properties.append((PROPERTY, json.dumps({"skip": {"model": model_name,
+                                                                             "reason": str(exc)}})))
+        pytest.skip(str(exc))
+
+
+def get_evidence(session, experiment: str, lm) -> dict:
+    """An experiment's evidence through the session; a user-caused error fails the test in one
+    sentence."""
+    try:
+        return session.evidence(experiment, lm)
     except SemphaseError as exc:
         pytest.fail(f"semphase: {exc}", pytrace=False)
 
 
 @pytest.fixture
-def evidence_store(semphase_settings):
-    from .cache import EvidenceStore
-
-    s = semphase_settings
-    if s.no_cache:
-        return EvidenceStore(None)
-    return EvidenceStore(s.cache_dir or s.layout().cache)
-
-
-def _g_curve(lm, store, settings: Settings) -> dict | None:
-    """g(l/L) for exp10's C19, measured in this session by exp3 (its residuals cached, shared
-    with exp1); where exp3 cannot measure it (fewer than 3 usable words), exp3's data file in the
-    output folder, if a run wrote one."""
-    from .exp10 import load_g_curve
-
-    ev = semantic_evidence("exp3", lm, store, settings)
-    if "g_mean" in ev:
-        return {"g_mean": ev["g_mean"], "source": f"exp3 on {lm.name}, measured in this session "
-                                                  f"(stimuli sha256 {ev['stimuli']['sha256'][:16]})"}
-    return load_g_curve(settings.output_dir or os.path.join(settings.rootdir, "results"), lm.tag)
+def lm(request, model_name, device_name):
+    """The model under test, loaded once per worker."""
+    return get_model(request, model_name, device_name)
 
 
 @pytest.fixture
-def exp10_evidence_with_g(exp10_evidence, lm, evidence_store, semphase_settings):
-    """exp10's evidence with C19's correlation against g(l/L) from exp3 (measured only for the
-    tests that ask, so that exp10 alone needs no semantic forward passes). Updates the shared
-    evidence, so the records of later tests carry it to the report."""
-    from .exp10 import attach_g_correlation
-
-    if "layer" in exp10_evidence and id(exp10_evidence) not in _G_ATTACHED:
-        attach_g_correlation(exp10_evidence, _g_curve(lm, evidence_store, semphase_settings))
-        _G_ATTACHED.add(id(exp10_evidence))
-    return exp10_evidence
+def evidence_store(semphase_session):
+    return semphase_session.store
 
 
 @pytest.fixture
-def exp10_evidence(request, lm, eval_tokens, evidence_store, semphase_settings):
-    """exp10's evidence for this model and budget: measured once per worker, cached on disk."""
-    from . import exp10, sweeps
-    from .budgets import get_budget
-
-    s = semphase_settings
-    key = ("exp10", lm.name, str(lm.device), s.budget, eval_tokens.fingerprint, s.seed)
-    if key not in _EVIDENCE:
-        budget = get_budget(s.budget, s.tokens, s.ctx)
-        head_batch = s.head_batch or (lm.n_heads if lm.device.type == "cuda" else 1)
-        try:
-            _EVIDENCE[key] = exp10.measure(lm, eval_tokens, budget, evidence_store, progress=sweeps.Progress(False),
-                                           head_batch=head_batch, seed=s.seed)
-        except SemphaseError as exc:
-            pytest.fail(f"semphase: {exc}", pytrace=False)
-    return _EVIDENCE[key]
+def evidence(request, lm, semphase_session):
+    """The evidence of the test module's ``EXPERIMENT`` for this model: measured once per worker."""
+    return get_evidence(semphase_session, request.module.EXPERIMENT, lm)
 
 
-def semantic_evidence(experiment: str, lm, store, settings: Settings) -> dict:
-    """exp1, exp2 or exp3's evidence for this model, stimuli, seed and budget: measured once per
-    worker (the residuals the three share are cached in ``store``). exp1 always asserts its
-    claims; exp2 and exp3 at the smoke budget measure everything and assert only that it was
-    measured (two of their claims do not replicate on SmolLM2, which CI runs)."""
-    import importlib
+@pytest.fixture
+def check_claim(request, lm, semphase_session, record_claim):
+    """``check_claim()``: evaluate, record and assert the claim test named after the calling test,
+    of the module's ``EXPERIMENT``, on this model's evidence."""
 
-    from .semantic.stimuli import load_stimuli
+    def run() -> None:
+        experiment = request.module.EXPERIMENT
+        evidence = get_evidence(semphase_session, experiment, lm)
+        claim(semphase_session, record_claim, experiment, evidence, request.node.originalname, lm)
 
-    key = (experiment, lm.name, str(lm.device), settings.stimuli, settings.seed, settings.budget)
-    if key not in _EVIDENCE:
-        module = importlib.import_module(f"semphase.semantic.{experiment}")
-        try:
-            stimuli = load_stimuli(settings.stimuli)
-            kwargs = {} if experiment == "exp1" else {"asserts_claims": settings.budget != "smoke"}
-            _EVIDENCE[key] = module.measure(lm, stimuli, store, seed=settings.seed, **kwargs)
-        except SemphaseError as exc:
-            pytest.fail(f"semphase: {exc}", pytrace=False)
-    return _EVIDENCE[key]
+    return run
+
+
+def claim(session, record_claim, experiment: str, evidence: dict, test: str, lm=None) -> None:
+    """Evaluate one claim test through the session, record it for the report and assert it."""
+    result = session.evaluate(experiment, evidence, test, lm)
+    record_claim(experiment, evidence, result)
+    assert_claim(result)
 
 
 def assert_claim(result) -> None:
     """Skip with the reason where the claim does not apply; where it is not asserted (smoke)
-    check that every statistic was measured; otherwise assert every condition."""
-    import math
+    check that every statistic was measured; mark an inconclusive claim; otherwise assert every
+    condition."""
+    from .claims import Verdict
 
-    if not result.applicable:
+    value = result.value
+    if value is Verdict.SKIPPED:
         pytest.skip(result.reason)
-    if not result.asserted:
+    if value is Verdict.NOT_ASSERTED:
         for cond in result.conditions:
-            value = cond.value
-            assert value is not None, result.explain()
-            if isinstance(value, float):
-                assert math.isfinite(value) or math.isinf(value), result.explain()
+            assert cond.value is not None, result.explain()
+            if isinstance(cond.value, float):
+                assert math.isfinite(cond.value) or math.isinf(cond.value), result.explain()
         return
+    if value is Verdict.INCONCLUSIVE:
+        pytest.skip(f"{INCONCLUSIVE}: an interval straddles its bound\n{result.explain()}")
     failed = [c for c in result.conditions if not c.ok]
     assert not failed, result.explain()
 
@@ -337,10 +240,38 @@ def _semphase_seed(request):
     """Every test starts from the recorded seed (torch, numpy, random)."""
     from .device import seed_everything
 
-    seed_everything(request.config._semphase_settings.seed)
+    seed_everything(request.config._semphase_session.settings.seed)
+
+
+# -- outcomes: an inconclusive claim is its own kind ------------------------------------------
+
+def _claim_record(report) -> dict | None:
+    for name, value in getattr(report, "user_properties", []):
+        if name == PROPERTY:
+            payload = json.loads(value)
+            if "claim" in payload:
+                return payload["claim"]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config):
+    if report.when == "call" and report.skipped:
+        claim = _claim_record(report)
+        if claim is not None and claim.get("verdict_value") == INCONCLUSIVE:
+            return INCONCLUSIVE, "I", ("INCONCLUSIVE", {"yellow": True})
+    return None
 
 
 # -- controller: gather and write ------------------------------------------------------------
+
+_CONFIG: dict = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _CONFIG["config"] = session.config
+
 
 def pytest_runtest_logreport(report):
     config = _CONFIG.get("config")
@@ -361,8 +292,8 @@ def pytest_runtest_logreport(report):
         claim = payload["claim"]
         claim["pytest_outcome"] = report.outcome
         claim["nodeid"] = report.nodeid
-        if report.outcome == "failed" and claim["passed"] is True or (
-                report.outcome == "failed" and not claim["asserted"]):
+        if report.outcome == "failed" and (claim["passed"] is True or not claim["asserted"]
+                                           or claim.get("verdict_value") == INCONCLUSIVE):
             claim["verdict"] = "error (test failed: " + _first_line(report) + ")"
         entry["claims"][claim["test"]] = claim
 
@@ -375,55 +306,26 @@ def _first_line(report) -> str:
     return "see the test log"
 
 
-_CONFIG: dict = {}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    _CONFIG["config"] = session.config
-
-
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if hasattr(config, "workerinput"):
         return  # workers never write reports
-    settings: Settings = config._semphase_settings
-    if settings.no_report or not config._semphase_records:
+    sess = config._semphase_session
+    if sess.settings.no_report or not config._semphase_records:
         return
-    from .exp10 import CLAIMS
-
-    order = {name: i for i, name in enumerate(CLAIMS)}
-    layout = settings.layout()
     try:
-        layout.ensure_writable()
+        sess.layout.ensure_writable()
     except SemphaseError as exc:
         config._semphase_written.append(f"(no report written: {exc})")
         return
     for exp, models in config._semphase_records.items():
-        writer = report_writer(exp)
-        for model, entry in models.items():
-            claims = sorted(entry["claims"].values(), key=lambda c: order.get(c["test"], len(order)))
-            config._semphase_written += writer(layout, entry["evidence"], claims)
-
-
-# The report writer of each experiment, as "module:function"; each takes
-# (layout, evidence, claims) and returns the paths it wrote. Resolved when needed.
-REPORT_WRITERS = {
-    "exp10": "semphase.report:publish_exp10",
-    "exp1": "semphase.semantic.report:publish",
-    "exp2": "semphase.semantic.report:publish",
-    "exp3": "semphase.semantic.report:publish",
-}
-
-
-def report_writer(experiment: str):
-    import importlib
-
-    module, _, func = REPORT_WRITERS[experiment].partition(":")
-    return getattr(importlib.import_module(module), func)
+        for entry in models.values():
+            config._semphase_written += sess.publish(exp, entry["evidence"], list(entry["claims"].values()))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from . import registry
+
     records = getattr(config, "_semphase_records", {})
     skips = getattr(config, "_semphase_skips", {})
     if not records and not skips:
@@ -431,13 +333,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("semphase claims")
     for exp, models in records.items():
+        claims_set = registry.get(exp).claims
         for model, entry in models.items():
             ev = entry["evidence"]
             tr.write_line(f"{exp} on {model} (budget {ev.get('budget')}, {ev.get('n_tokens')} tokens):")
-            for claim in sorted(entry["claims"].values(), key=lambda c: c["test"]):
-                tr.write_line(f"  {claim['claim']:>3} {claim['test']}: {claim['verdict']}")
+            for claim in claims_set.sort(list(entry["claims"].values())):
+                mark = {"yellow": True} if claim.get("verdict_value") == INCONCLUSIVE else {}
+                tr.write_line(f"  {claim['claim']:>3} {claim['test']}: {claim['verdict']}", **mark)
     for model, reason in skips.items():
         tr.write_line(f"{model}: skipped: {reason}")
     written = [w for w in config._semphase_written if w.endswith(".md") or w.startswith("(")]
-    for path in written:
+    for path in dict.fromkeys(written):
         tr.write_line(f"report: {path}")

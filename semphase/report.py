@@ -1,18 +1,30 @@
-"""Writing results: JSON under ``data/``, figures under ``figures/``, ``expN_results.md``.
+"""The report builder: one for every experiment.
 
-The Markdown report is rebuilt from every ``data/exp10_{tag}.json`` in the output folder, so
-models measured in separate runs (or by separate xdist workers) appear in one coherent report,
-each with its own budget and provenance. Every file is written atomically.
+For each experiment the builder writes ``data/{exp}_{tag}.json`` (the evidence and the claims),
+the experiment's extra data files and figures, and ``reports/{exp}_results.md``, rebuilt from
+every record of that experiment in the output folder (so models measured in separate runs or by
+separate xdist workers appear in one report, each with its own provenance). It owns what every
+report shares: the provenance table, the verdict table, the claims block, figure saving and the
+number formats. After each publication it regenerates the claims summary ``reports/README.md``:
+every claim of every experiment against every model measured, from the data files.
+
+An experiment contributes a :class:`ReportSpec` (``semphase/experiments/<id>/report.py``): its
+introduction, its measurement section, its figures, its extra data files and its own provenance
+rows. Every file is written atomically.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .cache import atomic_write_text
+from .cache import atomic_write_bytes, atomic_write_text
 from .errors import SemphaseError
+
+DPI = 150
 
 
 @dataclass(frozen=True)
@@ -48,200 +60,275 @@ class OutputLayout:
                 ) from None
 
 
-def write_json(path: Path, obj) -> str:
-    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))
-    return str(path)
+# -- number formats (one of each) -----------------------------------------------------------------
 
-
-def write_exp10_data(layout: OutputLayout, ev: dict, claims: list[dict]) -> list[str]:
-    """The per-model JSON files of science.md section 18 (plus the whole evidence)."""
-    tag = ev["tag"]
-    written = [write_json(layout.data / f"exp10_{tag}.json", {"evidence": ev, "claims": claims})]
-    if ev.get("zero"):
-        written.append(write_json(layout.data / f"exp10a_{tag}.json", {
-            "model": ev["model"], "n_tokens": ev["n_tokens"], "n_predicted": ev["n_predicted"],
-            "baseline_ppl": ev["baseline_ppl"], "n_layers": ev["n_layers"], "n_heads": ev["n_heads"],
-            "layers_swept": ev["layers"], "budget": ev["budget"], "data": ev["data"],
-            "heads": [h for h in ev["zero"]["heads"] if h["layer"] in ev["layers"]],
-            "provenance": ev["provenance"],
-        }))
-    if ev.get("curves"):
-        written.append(write_json(layout.data / f"exp10c_{tag}.json", {
-            "model": ev["model"], "baseline_ppl": ev["baseline_ppl"], "curves": ev["curves"],
-            "provenance": ev["provenance"]}))
-    if ev.get("mean"):
-        written.append(write_json(layout.data / f"exp10e_mean_ablation_{tag}.json", {
-            "model": ev["model"], "baseline_ppl": ev["baseline_ppl"], "heads": ev["mean"]["heads"],
-            "stats": ev["mean"]["stats"], "provenance": ev["provenance"]}))
-    return written
-
-
-def load_exp10_records(layout: OutputLayout) -> list[dict]:
-    records = []
-    for path in sorted(layout.data.glob("exp10_*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if "evidence" in rec and "claims" in rec:
-            rec["path"] = str(path)
-            records.append(rec)
-    return records
-
-
-def _fmt(x, digits: int = 4) -> str:
+def fmt(x, digits: int = 4) -> str:
+    """A number to ``digits`` significant digits; a pair as [a, b]; None as n/a."""
     if x is None:
         return "n/a"
+    if isinstance(x, bool):
+        return str(x)
     if isinstance(x, float):
         return f"{x:.{digits}g}"
     if isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(v, (int, float)) for v in x):
-        return f"[{_fmt(x[0], digits)}, {_fmt(x[1], digits)}]"
+        return f"[{fmt(x[0], digits)}, {fmt(x[1], digits)}]"
     return str(x)
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:+.2f} %"
+def pct(x, digits: int = 2, signed: bool = True) -> str:
+    """A fraction as a percentage: ``pct(0.0123)`` is "+1.23 %", ``pct(0.5, 0, False)`` "50 %"."""
+    if x is None:
+        return "n/a"
+    return f"{100 * x:{'+' if signed else ''}.{digits}f} %"
 
 
-def _rel(path: str | Path, start: Path) -> str:
+def cell(x) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(x).replace("|", "\\|")
+
+
+def rel(path: str | Path, start: Path) -> str:
     try:
         return os.path.relpath(path, start)
     except ValueError:
         return str(path)
 
 
-def render_exp10(records: list[dict], layout: OutputLayout) -> str:
-    lines = [
-        "# exp10 results: head ablation (science.md sections 10 and 11)",
-        "",
-        "Written by the semphase report plugin (or `python -m semphase run exp10`) from the evidence in "
-        f"`{_rel(layout.data, layout.reports)}/exp10_*.json`; every number below was measured in the run named "
-        "in its provenance. Verdicts: *replicates* / *does NOT replicate* for hypothesis (H) tests that assert "
-        "the original's conclusion; *reproduced* / *NOT reproduced* for reproduction (R) tests that compare with "
-        "the original's GPT-2 numbers; *skipped* with the reason; *not asserted (smoke)* at the smoke budget.",
-        "",
-        "## Verdicts",
-        "",
-        "| claim | test | kind | model | budget | verdict | key numbers |",
-        "|---|---|---|---|---|---|---|",
-    ]
+# -- files ----------------------------------------------------------------------------------------
+
+def write_json(path: Path, obj) -> str:
+    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))
+    return str(path)
+
+
+def save_figure(fig, path: Path, tight: bool = True, rect=None) -> str:
+    """Render to memory, then write atomically: a reader never sees half a PNG."""
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout(rect=rect) if rect else fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return str(path)
+
+
+def label_axes(ax, xlabel: str, ylabel: str | None = None, title: str | None = None, legend: int | None = 8) -> None:
+    """Axis labels, title and legend (font size ``legend``; None for no legend) in one call."""
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=legend)
+
+
+def load_records(layout: OutputLayout, experiment: str) -> list[dict]:
+    """Every ``data/{experiment}_*.json`` record (evidence and claims) of the output folder."""
+    records = []
+    for path in sorted(layout.data.glob(f"{experiment}_*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(rec, dict) and "evidence" in rec and "claims" in rec \
+                and rec["evidence"].get("experiment") == experiment:
+            rec["path"] = str(path)
+            records.append(rec)
+    return records
+
+
+# -- the shared blocks ----------------------------------------------------------------------------
+
+def key_numbers(claim: dict, n: int = 3) -> str:
+    """The first conditions of a claim as "name = value [CI] (needs op target)", or its reason."""
+    parts = []
+    for d in claim["conditions"][:n]:
+        ci = f" [{fmt(d['interval'][0])}, {fmt(d['interval'][1])}]" if d.get("interval") else ""
+        parts.append(f"{d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])})")
+    return "; ".join(parts) or claim.get("reason", "")
+
+
+def verdict_table(records: list[dict]) -> list[str]:
+    lines = ["## Verdicts", "", "| claim | test | kind | model | budget | verdict | key numbers |",
+             "|---|---|---|---|---|---|---|"]
     for rec in records:
         ev = rec["evidence"]
         for c in rec["claims"]:
-            nums = "; ".join(cond["name"] + " = " + _fmt(cond["value"]) for cond in c["conditions"][:3]) or c["reason"]
-            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {ev['model']} | {ev['budget']} | "
-                         f"{c['verdict']} | {nums.replace('|', '/')} |")
-    for rec in records:
-        lines += _model_section(rec, layout)
-    return "\n".join(lines) + "\n"
+            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {ev['model']} | {ev.get('budget', 'n/a')} | "
+                         f"{c['verdict']} | {cell(key_numbers(c))} |")
+    return lines
 
 
-def _model_section(rec: dict, layout: OutputLayout) -> list[str]:
-    ev = rec["evidence"]
+def claims_block(rec: dict) -> list[str]:
+    """Each claim of one model's record with its statement and every condition."""
+    lines = []
+    for c in rec["claims"]:
+        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
+        for d in c["conditions"]:
+            status = d.get("status") or ("ok" if d["ok"] else "fails")
+            ci = ""
+            if d.get("interval"):
+                ci = f", 95 % CI {fmt(d['interval'][0])} to {fmt(d['interval'][1])}" + \
+                     (f" resampling {d['unit']}" if d.get("unit") else "")
+            lines.append(f"  - {d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])}): {status}")
+        if c.get("reason"):
+            lines.append(f"  - {c['reason']}")
+    return lines
+
+
+def provenance_table(ev: dict, extra_rows: list[tuple[str, object]]) -> list[str]:
+    """What every result records (model, weights, processing, device, seed, versions, time),
+    with the experiment's own rows (its data) after the device."""
     prov = ev["provenance"]
     mp = prov["model"]
-    lines = ["", f"## {ev['model']}", "", "### Provenance", "",
-             "| field | value |", "|---|---|"]
     rows = [
-        ("budget", f"{ev['budget']}: {ev['budget_description']}"),
-        ("data", f"{ev['data']['source']}; {ev['n_tokens']} tokens = {ev['data']['n_chunks']} chunks x {ev['data']['ctx']}"
-                 f"; text sha256 {ev['data'].get('text_sha256', 'n/a')[:16]}; tokens sha256 {ev['data']['tokens_sha256'][:16]}"),
-        ("held-out split", "n/a (one chunk)" if not ev.get("heldout") else
-         f"rank = chunks {ev['heldout']['rank']['chunk_range']}, eval = chunks {ev['heldout']['eval']['chunk_range']}"),
-        ("model", f"{mp['model']} ({mp['hub_id']}, {mp['source']}), {mp['n_layers']} layers x {mp['n_heads']} heads"),
+        ("model", f"{mp['model']} ({mp['hub_id']}, {mp['source']}), {mp['n_layers']} layers x {mp['n_heads']} heads, "
+                  f"d_model {mp['d_model']}"),
         ("weights sha256", mp["weights_sha256"]),
         ("processing", ", ".join(f"{k}={v}" for k, v in mp["processing"].items())),
         ("device / dtype", f"{mp['device']} / {mp['dtype']}, TF32 matmul {mp['tf32_matmul']}, cuDNN {mp['tf32_cudnn']}"),
+        *extra_rows,
+        ("claims asserted", "yes" if ev.get("asserts_claims", True) else "no (smoke: measured, only sanity asserted)"),
         ("seed", prov["seed"]),
-        ("one forward of a chunk (C)", f"{ev['forward_seconds_per_chunk']:.3g} s"),
         ("wall time", f"{prov['wall_seconds']:.1f} s (cache: {prov.get('cache')})"),
         ("versions", ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v) + f", python {prov['python']}"),
         ("semphase", f"{prov['semphase']} (measurement version {prov['measurement_version']}, commit {prov['git_commit']})"),
         ("finished", prov["finished_utc"]),
     ]
-    lines += [f"| {k} | {v} |" for k, v in rows]
-    if ev.get("note"):
-        lines += ["", f"Note: {ev['note']}."]
-    lines += ["", "### Claims", ""]
-    for c in rec["claims"]:
-        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
-        for cond in c["conditions"]:
-            mark = "ok" if cond["ok"] else "fails"
-            lines.append(f"  - {cond['name']} = {_fmt(cond['value'])} (needs {cond['op']} {cond['target']}): {mark}")
-        if c.get("reason"):
-            lines.append(f"  - {c['reason']}")
-    lines += ["", "### Measurements", "", f"Baseline perplexity: {ev['baseline_ppl']:.4f} "
-              f"({ev['n_predicted']} predicted tokens)."]
-    if ev.get("heldout"):
-        lines.append(f"Rank half: {ev['heldout']['baseline_ppl_rank']:.4f}; eval half: "
-                     f"{ev['heldout']['baseline_ppl_eval']:.4f}.")
-    if ev.get("zero"):
-        lines += ["", "Top 10 heads by zero-ablation ΔPPL:", "", "| rank | head | ΔPPL | ablated PPL |", "|---|---|---|---|"]
-        for i, r in enumerate(ev["zero"]["top10"], 1):
-            lines.append(f"| {i} | L{r['layer']}H{r['head']} | {_pct(r['delta_ppl'])} | {r['ppl']:.3f} |")
-    if ev.get("stats"):
-        s = ev["stats"]
-        zf = s.get("zipf_fit") or {}
-        mle = s.get("heavy_tail_mle", {})
-        lines += ["", f"Zero-ablation statistics over {s['n_heads']} heads: |ΔPPL| < 1 %: {s['n_negligible_1pct']}; "
-                  f"< 10 %: {s['n_small_10pct']}; < 0: {s['n_negative']}; mean {_pct(s['mean_delta_ppl'])}; "
-                  f"median {_pct(s['median_delta_ppl'])}; max {_pct(s['max_delta_ppl'])}; min {_pct(s['min_delta_ppl'])}. "
-                  f"Zipf least-squares fit: α = {_fmt(zf.get('alpha'))}, C = {_fmt(zf.get('C'))}. "
-                  f"Layer-0 share of positive ΔPPL: {_fmt(s['layer0_share'])} (95 % CI {_fmt(s['layer0_share_ci95'])}). "
-                  f"ML comparison (x >= {_fmt(mle.get('xmin'))}): best by AIC {mle.get('best_by_aic')}; Vuong R power law vs "
-                  f"lognormal {_fmt((mle.get('vuong_powerlaw_vs_lognormal') or {}).get('R'))}, vs exponential "
-                  f"{_fmt((mle.get('vuong_powerlaw_vs_exponential') or {}).get('R'))}."]
-    if ev.get("curves"):
-        lines += ["", "Cumulative ablation (heads removable within 1.1x / 1.5x / 2.0x; fine-grid curves are resolved "
-                  "to one head near each threshold, their coarse-grid values in brackets):", "",
-                  "| curve | tokens | candidates | 1.1x | 1.5x | 2.0x | what |", "|---|---|---|---|---|---|---|"]
-        for name, c in ev["curves"].items():
-            th, co = c["thresholds"], c["thresholds_coarse_grid"]
-            cells = [f"{th[t]}" + (f" ({co[t]})" if co[t] != th[t] else "") for t in ("1.1", "1.5", "2.0")]
-            lines.append(f"| {name} | {c['tokens']} | {c['n_candidates']} | " + " | ".join(cells) + f" | {c['description']} |")
-    if ev.get("mean"):
-        s = ev["mean"]["stats"]
-        lines += ["", f"Mean-ablation (in-sample means): |ΔPPL| < 1 %: {s['n_negligible_1pct']}; < 10 %: "
-                  f"{s['n_small_10pct']}; < 0: {s['n_negative']}; mean {_pct(s['mean_delta_ppl'])} "
-                  f"(mean/zero = {_fmt(ev['mean']['mean_over_zero_mean_delta'])}); sign flips vs zero: "
-                  f"{ev['mean']['n_sign_flips']}."]
-    if ev.get("top_head"):
-        t = ev["top_head"]
-        lines += ["", f"Top head {t['label']} (held-out): zero ΔPPL {_pct(t['zero_delta_eval'])}, mean ΔPPL with "
-                  f"held-out means {_pct(t['mean_delta_eval_heldout_means'])}, ratio {_fmt(t['ratio_zero_over_mean'])} "
-                  f"(95 % CI {_fmt(t['ratio_ci95'])})."]
-    if ev.get("harmful"):
-        h = ev["harmful"]
-        lines += ["", f"Harmful heads (zero ΔPPL < 0, in-sample): {len(h['heads'])}; sum of individual ΔPPL "
-                  f"{_pct(h['sum_individual_delta'])}; joint zero {_pct(h.get('joint_zero_delta'))}; joint mean "
-                  f"{_pct(h.get('joint_mean_delta'))}."]
-        hh = ev.get("harmful_heldout") or {}
-        if "interaction" in hh:
-            lines.append(f"Held-out ({hh['n']} heads from the rank half): sum {_pct(hh['sum_individual_delta_eval'])}, "
-                         f"joint {_pct(hh['joint_zero_delta_eval'])}, interaction {_fmt(hh['interaction'])} "
-                         f"(95 % CI {_fmt(hh['interaction_ci95'])}).")
-    if ev.get("layer"):
-        means = ev["layer"]["mean_delta_ppl"]
-        lines += ["", "Layer mean zero ΔPPL: " + ", ".join(f"L{i} {_pct(v)}" for i, v in enumerate(means)) + "."]
-    figs = sorted(layout.figures.glob(f"exp10*_{ev['tag']}.png"))
-    if figs:
-        lines += ["", "### Figures", ""]
-        lines += [f"![{f.stem}]({_rel(f, layout.reports)})" for f in figs]
-    return lines
+    return ["### Provenance", "", "| field | value |", "|---|---|"] + [f"| {k} | {cell(v)} |" for k, v in rows]
 
 
-def write_exp10_report(layout: OutputLayout) -> str:
-    records = load_exp10_records(layout)
-    path = layout.reports / "exp10_results.md"
-    atomic_write_text(path, render_exp10(records, layout))
+def figure_links(layout: OutputLayout, pattern: str, exclude: Callable[[str], bool] | None = None) -> list[str]:
+    figs = sorted(f for f in layout.figures.glob(pattern) if not (exclude and exclude(f.name)))
+    if not figs:
+        return []
+    return ["", "### Figures", ""] + [f"![{f.stem}]({rel(f, layout.reports)})" for f in figs]
+
+
+# -- the experiment's part ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """What one experiment adds to the shared report.
+
+    * ``intro(records, layout)``: the Markdown introduction (title first);
+    * ``section(rec, layout)``: the lines of one model's measurements (after its claims);
+    * ``provenance(ev)``: the experiment's provenance rows (its data);
+    * ``figures(ev, folder)``: draw the figures, return their paths;
+    * ``data_files(ev, claims)``: extra data files {file name: JSON object} (science.md 18);
+    * ``figure_glob``: the pattern of one model's figures, with ``{tag}``;
+    * ``header(rec)``: the heading of one record (default "## {model}").
+    """
+
+    intro: Callable[[list[dict], OutputLayout], str]
+    section: Callable[[dict, OutputLayout], list[str]]
+    provenance: Callable[[dict], list[tuple[str, object]]] = lambda ev: []
+    figures: Callable[[dict, Path], list[str]] = lambda ev, folder: []
+    data_files: Callable[[dict, list[dict]], dict[str, object]] = lambda ev, claims: {}
+    figure_glob: str = ""
+    header: Callable[[dict], str] | None = None
+
+
+def render(exp, records: list[dict], layout: OutputLayout) -> str:
+    spec: ReportSpec = exp.report
+    lines = [spec.intro(records, layout).rstrip(), ""] + verdict_table(records)
+    for rec in records:
+        ev = rec["evidence"]
+        lines += ["", spec.header(rec) if spec.header else f"## {ev['model']}", ""]
+        if "provenance" in ev:
+            lines += provenance_table(ev, spec.provenance(ev)) + [""]
+        lines += ["### Claims", ""] + claims_block(rec)
+        lines += spec.section(rec, layout)
+        if spec.figure_glob:
+            lines += figure_links(layout, spec.figure_glob.format(tag=ev["tag"]),
+                                  None if ev.get("kind") == "cross-model" else (lambda name: "cross" in name))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(exp, layout: OutputLayout) -> str:
+    path = layout.reports / f"{exp.id}_results.md"
+    atomic_write_text(path, render(exp, load_records(layout, exp.id), layout))
     return str(path)
 
 
-def publish_exp10(layout: OutputLayout, ev: dict, claims: list[dict]) -> list[str]:
-    """Data, figures and the report for one model's evidence."""
-    from .figures import exp10_figures
+def publish(exp, layout: OutputLayout, ev: dict, claims: list[dict]) -> list[str]:
+    """Data, figures and the report for one model's evidence; then the claims summary."""
+    spec: ReportSpec = exp.report
+    claims = exp.claims.sort(claims)
+    written = [write_json(layout.data / f"{exp.id}_{ev['tag']}.json", {"evidence": ev, "claims": claims})]
+    for name, obj in spec.data_files(ev, claims).items():
+        written.append(write_json(layout.data / name, obj))
+    written += spec.figures(ev, layout.figures)
+    written.append(write_report(exp, layout))
+    written.append(write_summary(layout))
+    return written
 
-    written = write_exp10_data(layout, ev, claims)
-    written += exp10_figures(ev, layout.figures)
-    written.append(write_exp10_report(layout))
+
+# -- the claims summary ---------------------------------------------------------------------------
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    out = "".join(ch for ch in heading.strip().lower() if ch.isalnum() or ch in " -_")
+    return out.replace(" ", "-")
+
+
+def render_summary(layout: OutputLayout) -> str:
+    from . import registry
+
+    lines = ["# Claims summary", "",
+             "Generated by semphase after every run from the data files in "
+             f"`{rel(layout.data, layout.reports)}/`; do not edit by hand. One row per claim test and model measured: "
+             "its verdict, its first condition and a link to the model's section of the experiment's report.",
+             "Verdicts: *replicates* / *does NOT replicate* (hypothesis tests asserting the original's conclusion), "
+             "*inconclusive* (an interval straddles a bound), *reproduced* / *NOT reproduced* (reproduction tests of "
+             "the original's GPT-2 numbers), *sane* (sanity checks), *skipped* (with the reason), *not asserted "
+             "(smoke)*.", ""]
+    counts: dict[str, int] = {}
+    rows = []
+    for exp in registry.all_experiments():
+        for rec in load_records(layout, exp.id):
+            ev = rec["evidence"]
+            heading = exp.report.header(rec) if exp.report.header else f"## {ev['model']}"
+            link = f"{exp.id}_results.md#{_anchor(heading.lstrip('#'))}"
+            for c in exp.claims.sort(rec["claims"]):
+                counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+                key = key_numbers(c, 1)
+                rows.append(f"| {c['claim']} | {exp.id} | `{c['test']}` | {c['kind']} | {ev['model']} | "
+                            f"{ev.get('budget', 'n/a')} | {c['verdict']} | {cell(key)} | [{exp.id}]({link}) |")
+    if not rows:
+        lines.append("No experiment has been run into this folder yet.")
+        return "\n".join(lines) + "\n"
+    lines += ["Totals: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda t: -t[1])) + ".", "",
+              "| claim | experiment | test | kind | model | budget | verdict | key number | section |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += rows
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(layout: OutputLayout) -> str:
+    path = layout.reports / "README.md"
+    atomic_write_text(path, render_summary(layout))
+    return str(path)
+
+
+def rebuild(layout: OutputLayout, reevaluate: bool = False) -> list[str]:
+    """Rewrite every experiment's report and the summary from the data files; with
+    ``reevaluate``, first apply the current claim rules to the stored evidence (no measurement)."""
+    from . import registry
+
+    written = []
+    for exp in registry.all_experiments():
+        records = load_records(layout, exp.id)
+        if not records:
+            continue
+        if reevaluate:
+            for rec in records:
+                ev = rec["evidence"]
+                claims = [c.to_json() for c in exp.claims.evaluate_all(ev)]
+                written.append(write_json(Path(rec["path"]), {"evidence": ev, "claims": claims}))
+        written.append(write_report(exp, layout))
+    written.append(write_summary(layout))
     return written

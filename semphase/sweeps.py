@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -102,37 +102,49 @@ def head_means(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
     return (total / n).to(torch.float32).to(engine.device)
 
 
-def single_sweep(engine: AblationEngine, ts: TokenSet, kind: str, store: EvidenceStore,
-                 layers: Sequence[int] | None = None, means: torch.Tensor | None = None,
-                 means_tokens: str | None = None, progress: Progress | None = None) -> np.ndarray:
-    """Each head ablated alone: per-block loss sums [L, H, chunk, block].
+def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entry, items: Sequence,
+                unit: Callable[[object, int], str], compute: Callable, desc: str, progress: Progress | None = None):
+    """The one resumable unit loop every sweep uses: for each chunk and each item, read the unit
+    back from ``entry`` or compute it as ``compute(capture, item, chunk)`` and store it at once.
 
-    Work is ordered chunk by chunk (one chunk's captured activations in memory at a time),
-    and checkpointed per (layer, chunk).
+    Work runs chunk by chunk, so one chunk's captured activations are in memory at a time; the
+    chunk is captured (one clean forward, whose baseline loss is stored too) only when one of its
+    units is missing. A killed run resumes at the first missing unit. Yields
+    ``(item index, chunk, unit data)`` while holding ``entry``'s lock.
     """
-    lm = engine.lm
-    layers = list(range(lm.n_layers)) if layers is None else sorted(set(int(l) for l in layers))
-    key = dict(base_key(lm, ts), ablation=kind, means_tokens_sha256=means_tokens)
-    entry = store.entry(f"single-{kind}", key)
-    n_blocks = len(block_counts(ts.ctx - 1))
-    out = np.full((lm.n_layers, lm.n_heads, ts.n_chunks, n_blocks), np.nan)
-    with entry.lock(), (progress or Progress(False)).bar(len(layers) * ts.n_chunks,
-                                                         f"{kind}-ablation sweep") as bar:
+    with entry.lock(), (progress or Progress(False)).bar(len(items) * ts.n_chunks, desc) as bar:
         for c in range(ts.n_chunks):
             cap = None
-            for layer in layers:
-                unit = f"L{layer}_c{c}"
-                data = entry.get(unit)
+            for i, item in enumerate(items):
+                name = unit(item, c)
+                data = entry.get(name)
                 if data is None:
                     if cap is None:
                         cap = engine.capture(ts.chunks[c])
-                        _put_baseline(store, lm, ts, c, cap.baseline_nll)
-                    nlls = engine.layer_single_nll(cap, layer, kind, means)
-                    data = [block_sums(v) for v in nlls]
-                    entry.put(unit, data)
-                out[layer, :, c, :] = np.asarray(data)
+                        _put_baseline(store, engine.lm, ts, c, cap.baseline_nll)
+                    data = compute(cap, item, c)
+                    entry.put(name, data)
+                yield i, c, data
                 bar.update()
             del cap
+
+
+def single_sweep(engine: AblationEngine, ts: TokenSet, kind: str, store: EvidenceStore,
+                 layers: Sequence[int] | None = None, means: torch.Tensor | None = None,
+                 means_tokens: str | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Each head ablated alone: per-block loss sums [L, H, chunk, block], checkpointed per
+    (layer, chunk)."""
+    lm = engine.lm
+    layers = list(range(lm.n_layers)) if layers is None else sorted(set(int(l) for l in layers))
+    entry = store.entry(f"single-{kind}", dict(base_key(lm, ts), ablation=kind, means_tokens_sha256=means_tokens))
+    out = np.full((lm.n_layers, lm.n_heads, ts.n_chunks, len(block_counts(ts.ctx - 1))), np.nan)
+
+    def compute(cap, layer, c):
+        return [block_sums(v) for v in engine.layer_single_nll(cap, layer, kind, means)]
+
+    for i, c, data in chunk_units(engine, ts, store, entry, layers, lambda layer, c: f"L{layer}_c{c}", compute,
+                                  f"{kind}-ablation sweep", progress):
+        out[layers[i], :, c, :] = np.asarray(data)
     return out
 
 
@@ -147,25 +159,13 @@ def curve(engine: AblationEngine, ts: TokenSet, kind: str, order: Sequence[Head]
     steps = [int(s) for s in steps]
     key = dict(base_key(lm, ts), ablation=kind, means_tokens_sha256=means_tokens, order=order)
     entry = store.entry(f"curve-{kind}", key)
-    n_blocks = len(block_counts(ts.ctx - 1))
-    out = np.full((len(steps), ts.n_chunks, n_blocks), np.nan)
-    with entry.lock(), (progress or Progress(False)).bar(len(steps) * ts.n_chunks, name) as bar:
-        for c in range(ts.n_chunks):
-            cap = None
-            for i, n in enumerate(steps):
-                unit = f"n{n}_c{c}"
-                data = entry.get(unit)
-                if data is None:
-                    if cap is None:
-                        cap = engine.capture(ts.chunks[c])
-                        _put_baseline(store, lm, ts, c, cap.baseline_nll)
-                    nll = engine.ablated_nll(cap, order[:n], kind, means,
-                                             step=f"{name}, {n} heads ablated, chunk {c}")
-                    data = block_sums(nll)
-                    entry.put(unit, data)
-                out[i, c, :] = np.asarray(data)
-                bar.update()
-            del cap
+    out = np.full((len(steps), ts.n_chunks, len(block_counts(ts.ctx - 1))), np.nan)
+
+    def compute(cap, n, c):
+        return block_sums(engine.ablated_nll(cap, order[:n], kind, means, step=f"{name}, {n} heads ablated, chunk {c}"))
+
+    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress):
+        out[i, c, :] = np.asarray(data)
     return out
 
 

@@ -1,9 +1,10 @@
-"""Semantic permeation experiments (science.md sections 1-5): exp1 (claims C1-C3) is built.
+"""Shared machinery of the semantic-permeation experiments (exp1-exp3; science.md sections 0-5):
 
 * :mod:`.stimuli` - our own prompt set (``semphase/data/stimuli.json``), loading, validation and
   the per-model tokenization check;
-* :mod:`.measure` - residuals at the target token (cached), directions, σ and jumps;
-* :mod:`.exp1` - the evidence and the claim decision rules (``CLAIMS``);
-* :mod:`.report` - data, figures and ``reports/exp1_results.md``;
-* :mod:`.runner` - ``python -m semphase run exp1``.
+* :mod:`.measure` - residuals at the target token (cached), directions, σ, jumps, the bootstrap
+  over prompts;
+* :mod:`.reporting` - the provenance rows and word lists their reports share.
+
+The experiments themselves live in :mod:`semphase.experiments`.
 """

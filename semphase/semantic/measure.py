@@ -19,6 +19,7 @@ residuals: no new forward passes.
 from __future__ import annotations
 
 import base64
+import sys
 import functools
 import time
 from typing import Sequence
@@ -27,13 +28,35 @@ import numpy as np
 import torch
 
 from ..cache import EvidenceStore
+from ..hooks import depth_residuals
 
 KIND = "semantic_residuals"
 
 
 def hook_names(n_layers: int) -> list[str]:
     """The L+1 hooks of science.md 0.2, in order i = 0..L."""
-    return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
+    return depth_residuals(n_layers)
+
+
+def say(progress: bool, text: str) -> None:
+    """A progress line on stderr, when asked for."""
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def stratified_rows(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Prompt indices resampled with replacement within each level (the bootstrap over prompts)."""
+    out = []
+    for k in np.unique(levels):
+        idx = np.flatnonzero(levels == k)
+        out.append(rng.choice(idx, size=idx.size, replace=True))
+    return np.concatenate(out)
+
+
+def design_h(levels: np.ndarray) -> np.ndarray:
+    """h = level / max|level|: the context strength by design, independent of σ."""
+    top = np.max(np.abs(levels))
+    return np.asarray(levels, float) / (top if top > 0 else 1.0)
 
 
 def _pad_id(tokenizer) -> int:
@@ -275,3 +298,35 @@ def load_words(lm, stimuli, store: EvidenceStore, progress=None):
         if progress is not None:
             progress(n, len(usable), w, time.perf_counter() - t0)
     return check, out, rs, n_tokens
+
+
+def finish(ev: dict, lm, stimuli, check, rs, store, seed: int, wall_start: float, n_tokens: int) -> dict:
+    """Close a semantic experiment's evidence: tokens, timing (0 forward prompts when every
+    residual came from the cache) and provenance."""
+    from ..provenance import base_provenance
+
+    wall_s = time.perf_counter() - wall_start
+    ev["n_tokens"] = n_tokens
+    ev["timing"] = {
+        "total_seconds": wall_s,
+        "forward_seconds": rs.forward_seconds,
+        "forward_prompts": rs.forward_prompts,
+        "forward_seconds_per_prompt": (rs.forward_seconds / rs.forward_prompts) if rs.forward_prompts else None,
+        "note": "forward_prompts is 0 when every residual came from the evidence cache",
+    }
+    ev["provenance"] = dict(base_provenance(lm, seed, wall_s, store), stimuli=stimuli.describe(),
+                            tokenization=check.tokenization)
+    return ev
+
+
+def entry_point(measure_stimuli):
+    """The registry's ``measure(ctx)`` of a semantic experiment: ``measure_stimuli`` on the session's
+    model, stimuli, store, seed and budget rule."""
+
+    def measure(ctx) -> dict:
+        return measure_stimuli(ctx.lm, ctx.stimuli(), ctx.store, seed=ctx.seed, progress=ctx.progress,
+                               asserts_claims=ctx.asserts_claims)
+
+    measure.__doc__ = f"The registry's entry point: {measure_stimuli.__module__}.measure_stimuli via the session."
+    return measure
+

@@ -5,43 +5,33 @@ The evidence reuses exp1's cached residuals (no new forward pass when exp1 ran f
 word, the response f(l/L) of the graded levels with h = level/4 (independent of σ; the
 original's circular h is measured and reported too), the original's four fits, the Landau form
 with a threshold fitted on a grid, β intervals by bootstrap over prompts, and the logit lens.
-The decision rules live in :mod:`semphase.semantic.exp2`. Each test asserts the original's
-conclusion (Landau rejected; linear response only partial). At the smoke budget everything is
-measured and only sanity is asserted.
+The decision rules live in :mod:`semphase.experiments.exp2.claims`. Each test asserts the
+original's conclusion (Landau rejected; linear response only partial). At the smoke budget
+everything is measured and only sanity is asserted.
 
 Exact-number reproduction of the original's exp2 tables needs the original stimuli and is out
 of scope; there are no R-tests here.
 """
 import pytest
 
-from semphase.pytest_plugin import assert_claim, semantic_evidence
-from semphase.semantic.exp2 import CLAIMS, evaluate_claim
-
 pytestmark = [pytest.mark.exp2, pytest.mark.claims]
+EXPERIMENT = "exp2"
 
 
-@pytest.fixture
-def exp2_evidence(lm, evidence_store, semphase_settings):
-    return semantic_evidence("exp2", lm, evidence_store, semphase_settings)
+def test_c4_landau_mean_field_beta_rejected(check_claim):
+    check_claim()
 
 
-def check(name: str, evidence: dict, record_claim) -> None:
-    result = evaluate_claim(evidence, name)
-    record_claim("exp2", evidence, result)
-    assert_claim(result)
+def test_c4_landau_beta_not_universal(check_claim):
+    check_claim()
 
 
-def test_c4_landau_mean_field_beta_rejected(exp2_evidence, record_claim):
-    check("test_c4_landau_mean_field_beta_rejected", exp2_evidence, record_claim)
-
-
-def test_c4_landau_beta_not_universal(exp2_evidence, record_claim):
-    check("test_c4_landau_beta_not_universal", exp2_evidence, record_claim)
-
-
-def test_c5_linear_response_holds_only_partly(exp2_evidence, record_claim):
-    check("test_c5_linear_response_holds_only_partly", exp2_evidence, record_claim)
+def test_c5_linear_response_holds_only_partly(check_claim):
+    check_claim()
 
 
 def test_every_exp2_claim_has_a_test():
-    assert set(CLAIMS) <= set(globals()), set(CLAIMS) - set(globals())
+    from semphase import registry
+
+    names = set(registry.get(EXPERIMENT).claims.order)
+    assert names <= set(globals()), names - set(globals())

@@ -6,75 +6,63 @@ The evidence reuses exp1's cached residuals: per word and layer, the OLS respons
 to h = level/4 (independent of σ; the original's circular h = σ_L/max|σ_L| is measured and
 reported too), g = f/max f, their cross-word statistics against random-direction and
 shuffled-sense nulls (no new forward pass), fits of g's form, and bootstrap intervals over
-prompts. The decision rules live in :mod:`semphase.semantic.exp3`. At the smoke budget
-everything is measured and only sanity is asserted.
+prompts. The decision rules live in :mod:`semphase.experiments.exp3.claims`. At the smoke
+budget everything is measured and only sanity is asserted.
 
 Exact-number reproduction of the original's exp3 tables needs the original stimuli and is out
 of scope; there are no R-tests here.
 """
 import pytest
 
-from semphase.pytest_plugin import assert_claim, get_model, semantic_evidence
-from semphase.semantic import exp3
-from semphase.semantic.exp3 import CLAIMS, CROSS_CLAIMS, evaluate_claim
+from semphase.pytest_plugin import claim, get_evidence, get_model
 
 pytestmark = [pytest.mark.exp3, pytest.mark.claims]
+EXPERIMENT = "exp3"
 
 
-@pytest.fixture
-def exp3_evidence(lm, evidence_store, semphase_settings):
-    return semantic_evidence("exp3", lm, evidence_store, semphase_settings)
+def test_c6_circular_h_fixes_the_final_layer(check_claim):
+    check_claim()
 
 
-def check(name: str, evidence: dict, record_claim) -> None:
-    result = evaluate_claim(evidence, name)
-    record_claim("exp3", evidence, result)
-    assert_claim(result)
+def test_c6_linearity_rises_with_depth(check_claim):
+    check_claim()
 
 
-def test_c6_circular_h_fixes_the_final_layer(exp3_evidence, record_claim):
-    check("test_c6_circular_h_fixes_the_final_layer", exp3_evidence, record_claim)
+def test_c6_h_effect_survives_position_control(check_claim):
+    check_claim()
 
 
-def test_c6_linearity_rises_with_depth(exp3_evidence, record_claim):
-    check("test_c6_linearity_rises_with_depth", exp3_evidence, record_claim)
+def test_c7_response_shape_universal_beats_nulls(check_claim):
+    check_claim()
 
 
-def test_c6_h_effect_survives_position_control(exp3_evidence, record_claim):
-    check("test_c6_h_effect_survives_position_control", exp3_evidence, record_claim)
+def test_c8_g_universal_across_words_beats_null(check_claim):
+    check_claim()
 
 
-def test_c7_response_shape_universal_beats_nulls(exp3_evidence, record_claim):
-    check("test_c7_response_shape_universal_beats_nulls", exp3_evidence, record_claim)
+def test_c9_g_form_erf_or_sigmoid(check_claim):
+    check_claim()
 
 
-def test_c8_g_universal_across_words_beats_null(exp3_evidence, record_claim):
-    check("test_c8_g_universal_across_words_beats_null", exp3_evidence, record_claim)
-
-
-def test_c9_g_form_erf_or_sigmoid(exp3_evidence, record_claim):
-    check("test_c9_g_form_erf_or_sigmoid", exp3_evidence, record_claim)
-
-
-def test_c9_truncated_g_nearly_linear(exp3_evidence, record_claim):
-    check("test_c9_truncated_g_nearly_linear", exp3_evidence, record_claim)
+def test_c9_truncated_g_nearly_linear(check_claim):
+    check_claim()
 
 
 @pytest.mark.xdist_group(name="semphase-cross-model")
-def test_c8_g_universal_across_models(request, semphase_settings, evidence_store, record_claim):
+def test_c8_g_universal_across_models(request, semphase_session, record_claim):
     """Needs two or more --model: loads each in turn on this worker (residuals come from the
     evidence cache when the model's own worker measured them) and compares their g(l/L)."""
-    s = semphase_settings
+    from semphase.experiments.exp3.measure import cross_model
+
+    s = semphase_session.settings
     if len(s.models) < 2:
         pytest.skip("the cross-model test needs at least two --model options (e.g. --model smollm2-135m --model gpt2)")
-    evs = []
-    for name in s.models:
-        lm = get_model(request, name, s.devices[0])
-        evs.append(semantic_evidence("exp3", lm, evidence_store, s))
-    ev = exp3.cross_model(evs)
-    check("test_c8_g_universal_across_models", ev, record_claim)
+    evs = [get_evidence(semphase_session, EXPERIMENT, get_model(request, name, s.devices[0])) for name in s.models]
+    claim(semphase_session, record_claim, EXPERIMENT, cross_model(evs), "test_c8_g_universal_across_models")
 
 
 def test_every_exp3_claim_has_a_test():
-    names = set(CLAIMS) | set(CROSS_CLAIMS)
+    from semphase import registry
+
+    names = set(registry.get(EXPERIMENT).claims.order)
     assert names <= set(globals()), names - set(globals())

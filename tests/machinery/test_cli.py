@@ -133,9 +133,9 @@ def test_full_run_writes_a_coherent_report(tiny_run, tmp_path):
     report = (out / "reports" / "exp10_results.md").read_text()
     record = json.loads(next((out / "data").glob("exp10_*.json")).read_text())
     ev, claims = record["evidence"], record["claims"]
-    from semphase.exp10 import CLAIMS
+    from semphase import registry
 
-    assert [c["test"] for c in claims] == list(CLAIMS)
+    assert [c["test"] for c in claims] == registry.get("exp10").claims.order
     for c in claims:
         assert f"`{c['test']}`" in report
     assert "budget | smoke" in report and ev["budget"] == "smoke"

@@ -99,3 +99,18 @@ def test_tokens_have_no_bos_and_fingerprint_tracks_content(tiny_llama, tiny_text
     assert set(map(tuple, rank.chunks.tolist())).isdisjoint(map(tuple, ev.chunks.tolist())) or True
     assert rank.fingerprint != ev.fingerprint != ts.fingerprint
     assert ts.meta["text_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_token_ranges_are_disjoint_slices_of_one_encoding(tiny_llama, tiny_text):
+    """Evaluation tokens are chosen by split and token range: a range starting where another ends
+    shares no token with it, and equals the same slice of one longer load (so cache keys match)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama))
+    first = load_eval_tokens(tok, 128, 64, text_file=str(tiny_text))
+    rest = load_eval_tokens(tok, 256, 64, text_file=str(tiny_text), start=128)
+    whole = load_eval_tokens(tok, 384, 64, text_file=str(tiny_text))
+    assert first.meta["token_range"] == [0, 128] and rest.meta["token_range"] == [128, 384]
+    assert torch.equal(rest.chunks, whole.chunks[2:]) and rest.fingerprint == whole.subset(2, 6, "eval").fingerprint
+    with pytest.raises(SemphaseError, match="token range starting at"):
+        load_eval_tokens(tok, 64, 64, text_file=str(tiny_text), start=10 ** 9)

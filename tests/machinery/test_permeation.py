@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from semphase import fits
-from semphase.semantic import exp2, exp3
+from semphase import registry
+from semphase.experiments.exp3 import measure as exp3
 from semphase.semantic.stimuli import parse_stimuli
 from test_stimuli import _tiny_doc
 
@@ -100,73 +101,77 @@ def test_exp2_and_exp3_claim_rules_at_their_boundaries():
                                         "n_ci_contains_mean_field": 1, "best_model_counts": {}, "n_beta_on_grid_edge": 0},
            "c5": {"n_below_bar_design": 1, "frac_below_bar_design": 1 / 3, "frac_below_bar_circular": 0,
                   "median_relative_design": 1.0}}
-    assert exp2.evaluate_claim(ev2, "test_c4_landau_beta_not_universal").passed
+    assert registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_beta_not_universal").passed
     ev2["c4"]["cv"] = 0.3
-    assert not exp2.evaluate_claim(ev2, "test_c4_landau_beta_not_universal").passed  # strict
-    assert exp2.evaluate_claim(ev2, "test_c4_landau_mean_field_beta_rejected").passed  # 2 of 3 exclude 0.5
+    assert not registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_beta_not_universal").passed  # strict
+    assert registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_mean_field_beta_rejected").passed  # 2 of 3 exclude 0.5
     ev2["c4"]["n_ci_contains_mean_field"] = 2
-    assert not exp2.evaluate_claim(ev2, "test_c4_landau_mean_field_beta_rejected").passed
-    assert exp2.evaluate_claim(ev2, "test_c5_linear_response_holds_only_partly").passed
+    assert not registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_mean_field_beta_rejected").passed
+    assert registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").passed
     ev2["c5"]["n_below_bar_design"] = 3  # every word collapses: not "partial"
-    assert not exp2.evaluate_claim(ev2, "test_c5_linear_response_holds_only_partly").passed
+    assert not registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").passed
     ev2["asserts_claims"] = False
-    assert not exp2.evaluate_claim(ev2, "test_c5_linear_response_holds_only_partly").asserted
-    assert not exp2.evaluate_claim({"words_used": ["a"]}, "test_c4_landau_beta_not_universal").applicable
+    assert not registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").asserted
+    assert not registry.get("exp2").claims.evaluate({"words_used": ["a"]}, "test_c4_landau_beta_not_universal").applicable
 
     ev3 = {"words_used": words, "c9": {"alpha_truncated_ci95": [0.95, 1.3], "alpha_truncated": 1.1, "best_truncated": "x"}}
     name = "test_c9_truncated_g_nearly_linear"
-    assert exp3.evaluate_claim(ev3, name).passed
+    assert registry.get("exp3").claims.evaluate(ev3, name).passed
     ev3["c9"]["alpha_truncated_ci95"] = [1.01, 1.3]
-    assert not exp3.evaluate_claim(ev3, name).passed
+    assert not registry.get("exp3").claims.evaluate(ev3, name).passed
     ev3["c9"]["alpha_truncated_ci95"] = [0.5, 0.89]
-    assert not exp3.evaluate_claim(ev3, name).passed
+    assert not registry.get("exp3").claims.evaluate(ev3, name).passed
     cross = {"kind": "cross-model", "pairs": [{"models": ["m1", "m2"], "corr": 0.975, "null_corr_q95": 0.9}]}
-    assert exp3.evaluate_claim(cross, "test_c8_g_universal_across_models").passed
+    assert registry.get("exp3").claims.evaluate(cross, "test_c8_g_universal_across_models").passed
     cross["pairs"][0]["corr"] = 0.96
-    assert not exp3.evaluate_claim(cross, "test_c8_g_universal_across_models").passed
+    assert not registry.get("exp3").claims.evaluate(cross, "test_c8_g_universal_across_models").passed
 
 
 # -- end to end ---------------------------------------------------------------------------------------
 
 def test_exp1_exp2_exp3_share_residuals_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     from semphase.cache import EvidenceStore
-    from semphase.exp10 import attach_g_correlation, load_g_curve
+    from semphase.experiments.exp1.measure import measure_stimuli as measure1
+    from semphase.experiments.exp2.measure import measure_stimuli as measure2
+    from semphase.experiments.exp10.measure import attach_g, attach_g_correlation
     from semphase.models import load_model
-    from semphase.report import OutputLayout
-    from semphase.semantic import exp1
-    from semphase.semantic.report import publish
+    from semphase.report import OutputLayout, publish
 
     lm = load_model(str(tiny_llama), "cpu")
     stim = parse_stimuli(_three_word_doc())
     store = EvidenceStore(tmp_path / "cache")
-    e1 = exp1.measure(lm, stim, store, n_null=20)
+    e1 = measure1(lm, stim, store, n_null=20)
     assert e1["words_used"] == ["bank", "bat", "crane"] and e1["timing"]["forward_prompts"] > 0
-    e2 = exp2.measure(lm, stim, EvidenceStore(tmp_path / "cache"), n_boot=20)
-    e3 = exp3.measure(lm, stim, EvidenceStore(tmp_path / "cache"), n_null=20, n_boot=20)
+    e2 = measure2(lm, stim, EvidenceStore(tmp_path / "cache"), n_boot=20)
+    e3 = exp3.measure_stimuli(lm, stim, EvidenceStore(tmp_path / "cache"), n_null=20, n_boot=20)
     assert e2["timing"]["forward_prompts"] == 0 and e3["timing"]["forward_prompts"] == 0  # exp1's residuals
     L = lm.n_layers
     assert len(e3["g_mean"]) == L + 1 and len(e3["null_g_mean_random"]) == 20
     assert len(e2["words"]["bank"]["logit_lens"]["prompts"][0]["top1"]) == L + 1
     assert e3["c6"]["circular_r2_final_max_dev"] < 1e-9
-    for mod, ev in ((exp2, e2), (exp3, e3)):
-        claims = mod.evaluate_claims(ev)
-        assert {c.test for c in claims} == set(mod.CLAIMS) and all(c.applicable for c in claims)
+    exps = {"exp2": registry.get("exp2"), "exp3": registry.get("exp3")}
+    for name, ev in (("exp2", e2), ("exp3", e3)):
+        claims = exps[name].claims.evaluate_all(ev)
+        assert {c.test for c in claims} == set(exps[name].claims.rules) and all(c.applicable for c in claims)
         json.dumps(ev, allow_nan=True)
     layout = OutputLayout.make(tmp_path / "out")
     layout.ensure_writable()
-    for ev, mod in ((e2, exp2), (e3, exp3)):
-        publish(layout, ev, [c.to_json() for c in mod.evaluate_claims(ev)])
+    for name, ev in (("exp2", e2), ("exp3", e3)):
+        publish(exps[name], layout, ev, [c.to_json() for c in exps[name].claims.evaluate_all(ev)])
     tag = e3["tag"]
     for name in (f"data/exp2_{tag}.json", f"data/exp3_{tag}.json", f"data/exp3ef_{tag}.json",
                  f"figures/exp2_fits_{tag}.png", f"figures/exp3ef_universal_g_{tag}.png", f"figures/exp3_nulls_{tag}.png",
-                 "reports/exp2_results.md", "reports/exp3_results.md"):
+                 "reports/exp2_results.md", "reports/exp3_results.md", "reports/README.md"):
         assert (tmp_path / "out" / name).is_file(), name
-    g = load_g_curve(tmp_path / "out", tag)  # what exp10's CLI reads for C19
-    assert g["g_mean"] == e3["g_mean"]
+    summary = (tmp_path / "out" / "reports" / "README.md").read_text()
+    assert "test_c4_landau_beta_not_universal" in summary and "test_c9_g_form_erf_or_sigmoid" in summary
+    # exp10's C19 gets g from exp3's evidence through the session's hand-off (no file is read)
     ev10 = {"n_layers": L, "layer": {"mean_delta_ppl": list(np.linspace(1.0, 0.1, L))}}
-    attach_g_correlation(ev10, g)
+    attach_g(ev10, lambda: (e3, None))
     dg = np.diff(e3["g_mean"]) * L
     assert ev10["layer"]["g_correlation"]["dg_dx"] == pytest.approx(dg)
+    attach_g(ev10, lambda: (None, "exp3 cannot be measured here"))
+    assert ev10["layer"]["g_correlation"] is None and "cannot be measured" in ev10["layer"]["g_missing_reason"]
     attach_g_correlation(ev10, {"g_mean": e3["g_mean"][:-1]})
     assert ev10["layer"]["g_correlation"] is None and "expected" in ev10["layer"]["g_missing_reason"]
     # across models: a second "model" (the same evidence under another name) compares exactly
@@ -174,7 +179,7 @@ def test_exp1_exp2_exp3_share_residuals_end_to_end_on_a_tiny_model(tiny_llama, t
     other["model"], other["tag"] = "other", "other"
     cross = exp3.cross_model([e3, other])
     assert cross["pairs"][0]["corr"] == pytest.approx(1.0)
-    publish(layout, cross, [c.to_json() for c in exp3.evaluate_claims(cross)])
+    publish(exps["exp3"], layout, cross, [c.to_json() for c in exps["exp3"].claims.evaluate_all(cross)])
     report = (tmp_path / "out" / "reports" / "exp3_results.md").read_text()
     assert "## Across models" in report and "test_c8_g_universal_across_models" in report and "out of scope" in report
 

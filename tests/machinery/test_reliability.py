@@ -82,11 +82,13 @@ def test_two_workers_compute_a_shared_measurement_once(tmp_path, tiny_llama, tin
     tests.write_text(textwrap.dedent("""
         import json, os, pytest
 
+        EXPERIMENT = "exp10"
+
         @pytest.mark.parametrize("i", range(4))
-        def test_needs_evidence(exp10_evidence, i, semphase_settings):
+        def test_needs_evidence(evidence, i, semphase_settings):
             out = os.path.join(semphase_settings.output_dir, f"w{i}.json")
             json.dump({"worker": os.environ.get("PYTEST_XDIST_WORKER"),
-                       "cache": exp10_evidence["provenance"]["cache"]}, open(out, "w"))
+                       "cache": evidence["provenance"]["cache"]}, open(out, "w"))
     """))
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2",

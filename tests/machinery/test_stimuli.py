@@ -259,7 +259,7 @@ def test_null_directions_are_seeded_and_shaped():
 def test_kendall_tau_b_matches_scipy():
     from scipy.stats import kendalltau
 
-    from semphase.semantic.exp1 import kendall_tau_b
+    from semphase.experiments.exp1.measure import kendall_tau_b
 
     rng = np.random.default_rng(0)
     levels = np.repeat(np.arange(-4, 5), 3).astype(float)
@@ -289,7 +289,9 @@ def _ev(model="smollm2-135m", n_words=24, mean_tau=0.5, q95_tau=0.3, frac=0.3, q
 
 
 def test_claim_rules_at_their_boundaries():
-    from semphase.semantic.exp1 import evaluate_claim
+    from semphase import registry
+
+    evaluate_claim = registry.get("exp1").claims.evaluate
 
     assert evaluate_claim(_ev(), "test_c1_context_after_target_has_no_effect").passed
     ev = _ev()
@@ -316,14 +318,20 @@ def test_claim_rules_at_their_boundaries():
 def test_exp1_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     from semphase.cache import EvidenceStore
     from semphase.models import load_model
+    from semphase import registry
+    from semphase.experiments.exp1.measure import measure_stimuli
     from semphase.report import OutputLayout
-    from semphase.semantic import exp1
-    from semphase.semantic.report import publish
+    from semphase.report import publish as publish_any
+
+    exp1 = registry.get("exp1")
+
+    def publish(layout, ev, claims):
+        return publish_any(exp1, layout, ev, claims)
 
     lm = load_model(str(tiny_llama), "cpu")
     stim = parse_stimuli(_tiny_doc())
     store = EvidenceStore(tmp_path / "cache")
-    ev = exp1.measure(lm, stim, store, seed=0, n_null=30)
+    ev = measure_stimuli(lm, stim, store, seed=0, n_null=30)
     assert ev["words_used"] == ["bank", "bat"] and ev["words_skipped"] == {}
     assert ev["timing"]["forward_prompts"] == 4 + 4 + 9 + 9 + 2 + 2  # directions, graded, controls, one pair
     prompts = ev["words"]["bank"]["prompts"]
@@ -334,12 +342,12 @@ def test_exp1_end_to_end_on_a_tiny_model(tiny_llama, tmp_path):
     assert len(ev["c2"]["null"]["mean_tau"]) == 30 and len(ev["c3"]["null"]["frac_last_block"]) == 30
     json.dumps(ev, allow_nan=True)
     # a second run reads every residual back from the cache and gives the same evidence
-    again = exp1.measure(lm, stim, EvidenceStore(tmp_path / "cache"), seed=0, n_null=30)
+    again = measure_stimuli(lm, stim, EvidenceStore(tmp_path / "cache"), seed=0, n_null=30)
     assert again["timing"]["forward_prompts"] == 0
     assert again["c2"]["null"]["mean_tau"] == ev["c2"]["null"]["mean_tau"]
     assert again["words"]["bat"]["prompts"][0]["sigma"] == ev["words"]["bat"]["prompts"][0]["sigma"]
-    claims = [c.to_json() for c in exp1.evaluate_claims(ev)]
-    assert {c["test"] for c in claims} == set(exp1.CLAIMS)
+    claims = [c.to_json() for c in exp1.claims.evaluate_all(ev)]
+    assert {c["test"] for c in claims} == set(exp1.claims.rules)
     layout = OutputLayout.make(tmp_path / "out")
     layout.ensure_writable()
     written = publish(layout, ev, claims)

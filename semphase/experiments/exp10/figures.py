@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-DPI = 150
+from ...report import save_figure as _save  # noqa: E402
+
 THRESHOLD_STYLE = {1.1: "tab:green", 1.5: "tab:orange", 2.0: "tab:red"}
 
 
@@ -18,21 +19,6 @@ def _grid(ev: dict, kind: str) -> np.ndarray:
     for row in ev[kind]["heads"]:
         out[row["layer"], row["head"]] = row["delta_ppl"]
     return out
-
-
-def _save(fig, path: Path, tight: bool = True) -> str:
-    """Render to memory, then write atomically: a reader never sees half a PNG."""
-    import io
-
-    from .cache import atomic_write_bytes
-
-    if tight:
-        fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return str(path)
 
 
 def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:

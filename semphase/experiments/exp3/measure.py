@@ -25,22 +25,17 @@ over prompts (resampled within each level) gives intervals of f, g and the fitte
 from __future__ import annotations
 
 import math
-import sys
 import time
-from typing import Callable
 
 import numpy as np
 from scipy import interpolate
 from scipy import stats as sps
 
-from .. import fits
-from ..cache import EvidenceStore
-from ..device import seed_everything
-from ..exp10 import ClaimResult, _cond, evaluate_rule
-from ..provenance import base_provenance
-from .exp2 import stratified_rows, design_h, few_words
-from .measure import load_words
-from .stimuli import Stimuli
+from ... import fits
+from ...cache import EvidenceStore
+from ...device import seed_everything
+from ...semantic.measure import design_h, entry_point, finish, load_words, say, stratified_rows
+from ...semantic.stimuli import Stimuli
 
 N_NULL = 200
 N_BOOT = 200
@@ -48,11 +43,6 @@ ORIGINAL_CORR_BAR = 0.96  # "all pairs > 0.96"
 ORIGINAL_RMSE_BAR = 0.08  # "RMSE < 0.08"
 CROSS_MODEL_BAR = 0.97  # science.md 5.8 test_g_cross_model: corr >= 0.97
 ALPHA_BAND = (0.9, 1.0)  # "g ∝ (l/L)^0.9 ... α ≈ 0.9-1"
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, file=sys.stderr, flush=True)
 
 
 # -- vectorised pieces ----------------------------------------------------------------------------
@@ -121,15 +111,15 @@ def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # -- measurement ----------------------------------------------------------------------------------
 
-def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: int = N_NULL, n_boot: int = N_BOOT,
-            asserts_claims: bool = True, progress: bool = False) -> dict:
+def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: int = N_NULL,
+                    n_boot: int = N_BOOT, asserts_claims: bool = True, progress: bool = False) -> dict:
     """Measure exp3 and exp3E/F/G on ``lm`` with ``stimuli``; returns the evidence (JSON-ready)."""
     seed_everything(seed)
     wall = time.perf_counter()
     L = lm.n_layers
     check, data, rs, n_tokens = load_words(lm, stimuli, store)
     words = list(data)
-    _say(progress, f"exp3 on {lm.name} ({lm.device}): {len(words)} words")
+    say(progress, f"exp3 on {lm.name} ({lm.device}): {len(words)} words")
     x = np.arange(L + 1) / L
     per_word: dict[str, dict] = {}
     F = {"design": [], "circular": []}
@@ -156,9 +146,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         "words_skipped": check.to_json()["words_skipped"], "x": x.tolist(), "words": per_word,
     }
     if len(words) < 3:
-        ev["n_tokens"] = n_tokens
-        ev["provenance"] = dict(base_provenance(lm, seed, time.perf_counter() - wall, store), stimuli=stimuli.describe())
-        return ev
+        return finish(ev, lm, stimuli, check, rs, store, seed, wall, n_tokens)
     Fd, Fc = np.stack(F["design"]), np.stack(F["circular"])
     real = {"design": universality(Fd), "circular": universality(Fc)}
 
@@ -270,12 +258,10 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         },
     })
     ev["g_fits"] = ev["c9"]["full_fits"]
-    wall_s = time.perf_counter() - wall
-    ev["n_tokens"] = n_tokens
-    ev["timing"] = {"total_seconds": wall_s, "forward_seconds": rs.forward_seconds, "forward_prompts": rs.forward_prompts}
-    ev["provenance"] = dict(base_provenance(lm, seed, wall_s, store), stimuli=stimuli.describe(),
-                            tokenization=check.tokenization)
-    return ev
+    return finish(ev, lm, stimuli, check, rs, store, seed, wall, n_tokens)
+
+
+measure = entry_point(measure_stimuli)
 
 
 # -- across models --------------------------------------------------------------------------------
@@ -315,136 +301,3 @@ def cross_model(evs: list[dict]) -> dict:
             "asserts_claims": all(e.get("asserts_claims", True) for e in evs), "pairs": pairs,
             "budget": "all stimuli", "n_tokens": sum(e.get("n_tokens", 0) for e in evs),
             "g_mean": {e["model"]: e["g_mean"] for e in evs}}
-
-
-# -- claims ---------------------------------------------------------------------------------------
-
-def claim_h_circular(ev: dict) -> ClaimResult:
-    r = ClaimResult("C6", "test_c6_circular_h_fixes_the_final_layer", "S",
-                    "invariant that documents the original's circularity: with h = σ_L/max|σ_L|, the final layer's "
-                    "R² is 1 by construction (within 1e-9) for every word")
-    if few_words(ev, r):
-        return r
-    r.conditions.append(_cond("max |R²_L - 1| over words (circular h)", ev["c6"]["circular_r2_final_max_dev"], "<", 1e-9))
-    return r
-
-
-def claim_c6_depth(ev: dict) -> ClaimResult:
-    r = ClaimResult("C6", "test_c6_linearity_rises_with_depth", "H",
-                    "linearity increases with depth: with h = level/4, the median over words of Spearman(i, R²_i) for "
-                    "i = 0..L-1 exceeds 0.5")
-    if few_words(ev, r):
-        return r
-    c = ev["c6"]
-    r.conditions.append(_cond("median Spearman(i, R²_i)", c["median_spearman"], ">", 0.5))
-    r.numbers = {"frac_spearman_above_05": c["frac_spearman_above_05"],
-                 "mean_r2_by_layer_design": c["mean_r2_by_layer_design"]}
-    return r
-
-
-def claim_c6_position(ev: dict) -> ClaimResult:
-    c = ev["c6"]["position"]
-    r = ClaimResult("C6", "test_c6_h_effect_survives_position_control", "H",
-                    "the response to h is not a position effect: graded prompts are length-matched within a word, and "
-                    "in a regression of σ_i on h and the target position pooled over words, h stays significant "
-                    f"(p < 0.01) at every layer i >= L/2 ({c['deep_from_layer']})")
-    if few_words(ev, r):
-        return r
-    r.conditions.append(_cond("largest p of h at i >= L/2", c["max_h_p_deep"], "<", 0.01))
-    r.numbers = {"n_positions": c["n_positions"]}
-    return r
-
-
-def claim_c7(ev: dict) -> ClaimResult:
-    n = ev.get("n_null", 0)
-    r = ClaimResult("C7", "test_c7_response_shape_universal_beats_nulls", "H",
-                    "f(l) has a word-independent shape: the mean pairwise correlation across words of f (h = level/4) "
-                    f"exceeds the 95th percentile of the same statistic with random unit directions and with "
-                    f"shuffled-sense directions ({n} draws each)")
-    if few_words(ev, r):
-        return r
-    c, nl = ev["c7"], ev["nulls"]
-    r.conditions += [_cond("mean corr vs random-direction null q95", c["mean_corr"], ">", nl["random"]["design"]["corr_q95"]),
-                     _cond("mean corr vs shuffled-sense null q95", c["mean_corr"], ">", nl["shuffled"]["design"]["corr_q95"])]
-    r.numbers = {"min_corr": c["min_corr"], "frac_pairs_above_096": c["frac_pairs_above_bar"], "boot_ci95": c["boot_ci95"],
-                 "circular_mean_corr": c["circular"]["mean_corr"],
-                 "null_circular_corr_median": {k: nl[k]["circular"]["corr_median"] for k in ("random", "shuffled")}}
-    return r
-
-
-def claim_c8(ev: dict) -> ClaimResult:
-    r = ClaimResult("C8", "test_c8_g_universal_across_words_beats_null", "H",
-                    "σ = h·f_max·g(l/L) with one g: the mean per-word RMSE of g_w from g_mean (h = level/4) is below the "
-                    f"original's {ORIGINAL_RMSE_BAR} and below the 5th percentile of the same statistic with random unit "
-                    "and with shuffled-sense directions")
-    if few_words(ev, r):
-        return r
-    c, nl = ev["c8"], ev["nulls"]
-    r.conditions += [_cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR),
-                     _cond("mean RMSE vs random-direction null q05", c["mean_rmse"], "<", nl["random"]["design"]["rmse_q05"]),
-                     _cond("mean RMSE vs shuffled-sense null q05", c["mean_rmse"], "<", nl["shuffled"]["design"]["rmse_q05"])]
-    r.numbers = {"boot_ci95": c["boot_ci95"], "circular_mean_rmse": c["circular"]["mean_rmse"],
-                 "null_circular_rmse_median": {k: nl[k]["circular"]["rmse_median"] for k in ("random", "shuffled")}}
-    return r
-
-
-def claim_c9_form(ev: dict) -> ClaimResult:
-    r = ClaimResult("C9", "test_c9_g_form_erf_or_sigmoid", "H",
-                    "g(l/L) on all layers is best described by erf (GPT-2 small) or sigmoid (medium): the better of the "
-                    "two is within ΔBIC <= 2 of the best of the five shape models")
-    if few_words(ev, r):
-        return r
-    c = ev["c9"]
-    r.conditions.append(_cond("ΔBIC of the better of erf/sigmoid", c["delta_bic_erf_or_sigmoid"], "<=", 2.0))
-    r.numbers = {"best_full": c["best_full"], "full_fits": {f["model"]: {"r2": f["r2"], "bic": f["bic"], **f["params"]}
-                                                            for f in c["full_fits"]}}
-    return r
-
-
-def claim_c9_linear(ev: dict) -> ClaimResult:
-    lo, hi = ALPHA_BAND
-    r = ClaimResult("C9", "test_c9_truncated_g_nearly_linear", "H",
-                    "before the final drop g is nearly linear, g ∝ (l/L)^α with α ≈ 0.9-1: with the original's "
-                    f"truncation (last two points dropped, re-normalised) the bootstrap 95 % interval of α overlaps "
-                    f"[{lo}, {hi}]")
-    if few_words(ev, r):
-        return r
-    c = ev["c9"]
-    ci = c["alpha_truncated_ci95"]
-    r.conditions += [_cond("α interval upper end", ci[1], ">=", lo), _cond("α interval lower end", ci[0], "<=", hi)]
-    r.numbers = {"alpha": c["alpha_truncated"], "alpha_ci95": ci, "best_truncated": c["best_truncated"]}
-    return r
-
-
-def claim_cross(ev: dict) -> ClaimResult:
-    r = ClaimResult("C8", "test_c8_g_universal_across_models", "H",
-                    f"g(l/L) is the same across model sizes: for every pair of models, the correlation of g_mean is >= "
-                    f"{CROSS_MODEL_BAR} and exceeds the 95th percentile of correlations with the other model's "
-                    "random-direction g")
-    for p in ev["pairs"]:
-        tag = " vs ".join(p["models"])
-        r.conditions += [_cond(f"corr of g_mean, {tag}", p["corr"], ">=", CROSS_MODEL_BAR),
-                         _cond(f"corr vs null q95, {tag}", p["corr"], ">", p["null_corr_q95"])]
-    r.numbers = {"pairs": ev["pairs"]}
-    return r
-
-
-CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {
-    "test_c6_circular_h_fixes_the_final_layer": claim_h_circular,
-    "test_c6_linearity_rises_with_depth": claim_c6_depth,
-    "test_c6_h_effect_survives_position_control": claim_c6_position,
-    "test_c7_response_shape_universal_beats_nulls": claim_c7,
-    "test_c8_g_universal_across_words_beats_null": claim_c8,
-    "test_c9_g_form_erf_or_sigmoid": claim_c9_form,
-    "test_c9_truncated_g_nearly_linear": claim_c9_linear,
-}
-CROSS_CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {"test_c8_g_universal_across_models": claim_cross}
-
-
-def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    return evaluate_rule((CROSS_CLAIMS if ev.get("kind") == "cross-model" else CLAIMS)[test], ev)
-
-
-def evaluate_claims(ev: dict) -> list[ClaimResult]:
-    names = CROSS_CLAIMS if ev.get("kind") == "cross-model" else CLAIMS
-    return [evaluate_claim(ev, t) for t in names]

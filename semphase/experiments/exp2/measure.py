@@ -22,20 +22,16 @@ prompts, and whether it changes at the last block.
 """
 from __future__ import annotations
 
-import sys
 import time
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .. import fits
-from ..cache import EvidenceStore
-from ..device import seed_everything
-from ..exp10 import ClaimResult, _cond, evaluate_rule
-from ..provenance import base_provenance
-from .measure import jumps, load_words
-from .stimuli import Stimuli
+from ... import fits
+from ...cache import EvidenceStore
+from ...device import seed_everything
+from ...semantic.measure import design_h, entry_point, finish, jumps, load_words, say, stratified_rows
+from ...semantic.stimuli import Stimuli
 
 N_BOOT = 200
 H_MIN = 0.05  # f_c only for |h| > 0.05 (science.md 3.2)
@@ -44,29 +40,10 @@ CV_BAR = 0.3  # the original's std(β)/mean(β) < 0.3 criterion
 MEAN_FIELD_BETA = 0.5
 
 
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, file=sys.stderr, flush=True)
-
-
 def level_means(sigma: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct levels ascending, σ averaged over each level's prompts [n_levels, L+1])."""
     uniq = np.unique(levels)
     return uniq, np.stack([sigma[levels == k].mean(0) for k in uniq])
-
-
-def stratified_rows(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Prompt indices resampled with replacement within each level."""
-    out = []
-    for k in np.unique(levels):
-        idx = np.flatnonzero(levels == k)
-        out.append(rng.choice(idx, size=idx.size, replace=True))
-    return np.concatenate(out)
-
-
-def design_h(levels: np.ndarray) -> np.ndarray:
-    top = np.max(np.abs(levels))
-    return np.asarray(levels, float) / (top if top > 0 else 1.0)
 
 
 def word_f_mean(sigma: np.ndarray, levels: np.ndarray, h_kind: str) -> tuple[np.ndarray, "fits.Collapse", np.ndarray]:
@@ -95,8 +72,8 @@ def logit_lens(lm, phi: np.ndarray) -> list[list[str]]:
     return out
 
 
-def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: int = N_BOOT,
-            asserts_claims: bool = True, progress: bool = False) -> dict:
+def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: int = N_BOOT,
+                    asserts_claims: bool = True, progress: bool = False) -> dict:
     """Measure exp2 on ``lm`` with ``stimuli``; returns the evidence (JSON-ready)."""
     seed_everything(seed)
     wall = time.perf_counter()
@@ -104,7 +81,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: i
     check, data, rs, n_tokens = load_words(lm, stimuli, store)
     words = list(data)
     skipped = check.to_json()
-    _say(progress, f"exp2 on {lm.name} ({lm.device}): {len(words)} words")
+    say(progress, f"exp2 on {lm.name} ({lm.device}): {len(words)} words")
     x = np.arange(L) / L  # i = 0..L-1: the final point is excluded (science.md 3.2)
     rng = np.random.default_rng([seed, 20])
     per_word: dict[str, dict] = {}
@@ -159,7 +136,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: i
             "frac_biggest_jump_block_has_top1_change": float(np.mean(changes[np.arange(len(strong)), ds.argmax(1)])),
         }
         per_word[w] = out
-        _say(progress, f"  {w}: collapse var {out['design']['collapse_variance']:.4f}, Landau beta "
+        say(progress, f"  {w}: collapse var {out['design']['collapse_variance']:.4f}, Landau beta "
                        f"{landau['params']['beta']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}], best {table[0]['model']}")
 
     b = np.array(betas)
@@ -210,84 +187,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: i
             "frac_biggest_jump_block_has_top1_change": float(np.mean([x["frac_biggest_jump_block_has_top1_change"]
                                                                       for x in ll])),
         }
-    wall_s = time.perf_counter() - wall
-    ev["n_tokens"] = n_tokens
-    ev["timing"] = {"total_seconds": wall_s, "forward_seconds": rs.forward_seconds, "forward_prompts": rs.forward_prompts}
-    ev["provenance"] = dict(base_provenance(lm, seed, wall_s, store), stimuli=stimuli.describe(),
-                            tokenization=check.tokenization)
-    return ev
+    return finish(ev, lm, stimuli, check, rs, store, seed, wall, n_tokens)
 
 
-# --------------------------------------------------------------------------------------------
-# Claims
-# --------------------------------------------------------------------------------------------
-
-def few_words(ev: dict, r: ClaimResult) -> bool:
-    """Mark ``r`` not applicable (and say why) when fewer than 3 words were measured."""
-    if len(ev["words_used"]) < 3:
-        r.applicable = False
-        r.reason = f"needs at least 3 measured words (have {len(ev['words_used'])})"
-        return True
-    return False
-
-
-def claim_c4(ev: dict) -> ClaimResult:
-    r = ClaimResult("C4", "test_c4_landau_beta_not_universal", "H",
-                    "the original rejected Landau criticality: fitting the Landau form A(x - l_c)^β Θ(x - l_c) to each "
-                    "word's response f(l/L) (design h, final layer excluded), β is not universal: its coefficient of "
-                    f"variation across words exceeds {CV_BAR} and a likelihood-ratio test of one common β rejects at "
-                    "p < 0.05")
-    if few_words(ev, r):
-        return r
-    c = ev["c4"]
-    r.conditions += [_cond("CV(β) across words", c["cv"], ">", CV_BAR),
-                     _cond("LR test of a common β, p", c["lr_common_beta"]["p_value"], "<", 0.05)]
-    r.numbers = {"beta_mean": c["beta_mean"], "beta_min": c["beta_min"], "beta_max": c["beta_max"],
-                 "cv_ci95_over_words": c["cv_ci95_over_words"], "cochran_q": c["cochran_q"],
-                 "n_ci_contains_mean_field": c["n_ci_contains_mean_field"], "best_model_counts": c["best_model_counts"]}
-    return r
-
-
-def claim_c4_mean_field(ev: dict) -> ClaimResult:
-    r = ClaimResult("C4", "test_c4_landau_mean_field_beta_rejected", "H",
-                    "the original's criterion β = 0.5 ± 0.3 is not met: the mean Landau β over words lies outside "
-                    "[0.2, 0.8] and the bootstrap 95 % interval of β excludes the mean-field 0.5 for at least 2/3 of "
-                    "the words")
-    if few_words(ev, r):
-        return r
-    c = ev["c4"]
-    n = len(ev["words_used"])
-    r.conditions += [_cond("|mean β - 0.5|", abs(c["beta_mean"] - MEAN_FIELD_BETA), ">", 0.3),
-                     _cond("fraction of words whose β interval excludes 0.5", 1 - c["n_ci_contains_mean_field"] / n,
-                           ">=", 2 / 3)]
-    r.numbers = {"beta_mean": c["beta_mean"], "n_beta_on_grid_edge": c["n_beta_on_grid_edge"]}
-    return r
-
-
-def claim_c5(ev: dict) -> ClaimResult:
-    r = ClaimResult("C5", "test_c5_linear_response_holds_only_partly", "H",
-                    "the original found linear response σ = h·f(l) only partly (collapse variance < 0.01 for 3 of 9 "
-                    "words): with h = level/4 (independent of σ), some words collapse below 0.01 and some do not")
-    if few_words(ev, r):
-        return r
-    c = ev["c5"]
-    n = len(ev["words_used"])
-    r.conditions += [_cond("words with collapse variance < 0.01", c["n_below_bar_design"], ">=", 1),
-                     _cond("words with collapse variance >= 0.01", n - c["n_below_bar_design"], ">=", 1)]
-    r.numbers = {k: c[k] for k in ("frac_below_bar_design", "frac_below_bar_circular", "median_relative_design")}
-    return r
-
-
-CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {
-    "test_c4_landau_mean_field_beta_rejected": claim_c4_mean_field,
-    "test_c4_landau_beta_not_universal": claim_c4,
-    "test_c5_linear_response_holds_only_partly": claim_c5,
-}
-
-
-def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    return evaluate_rule(CLAIMS[test], ev)
-
-
-def evaluate_claims(ev: dict) -> list[ClaimResult]:
-    return [evaluate_claim(ev, t) for t in CLAIMS]
+measure = entry_point(measure_stimuli)

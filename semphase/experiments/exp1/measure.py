@@ -20,25 +20,19 @@ tests and the CLI report use the same rules.
 """
 from __future__ import annotations
 
-import sys
 import time
-from typing import Callable
 
 import numpy as np
 from scipy import stats as sps
 
-from ..cache import EvidenceStore
-from ..device import seed_everything
-from ..exp10 import ClaimResult, Condition, _cond, evaluate_rule
-from ..provenance import base_provenance
-from .measure import (biggest_jump, jumps, load_words, loo_directions, prompt_summary, random_unit_directions,
-                      shuffled_splits, sigma_v1, sigma_v2, unit)
-from .stimuli import Stimuli
+from ...cache import EvidenceStore
+from ...device import seed_everything
+from ...semantic.measure import (biggest_jump, entry_point, finish, jumps, load_words, loo_directions, prompt_summary,
+                                 random_unit_directions, say, shuffled_splits, sigma_v1, sigma_v2, unit)
+from ...semantic.stimuli import Stimuli
 
 N_NULL = 200
-C1_TOLERANCE = 1e-5
-MIN_WORDS = 20
-GPT2_NAMES = ("gpt2", "openai-community/gpt2")
+C1_TOLERANCE = 1e-5  # C1: largest |Δσ| allowed between a pair (float noise of different lengths)
 
 
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -58,11 +52,6 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return tau[0] if squeeze else tau
 
 
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, file=sys.stderr, flush=True)
-
-
 def _block_geometry(phi: np.ndarray) -> dict:
     """Per-block rotation 1 - cos(φ_j, φ_{j+1}) and relative write |φ_{j+1} - φ_j| / |φ_j| for
     prompts [n, L+1, d]: means per block and where each prompt's largest rotation falls."""
@@ -78,8 +67,8 @@ def _block_geometry(phi: np.ndarray) -> dict:
             "max_rotation_block_hist": np.bincount(arg, minlength=L).tolist()}
 
 
-def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: int = N_NULL,
-            progress: bool = False) -> dict:
+def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: int = N_NULL,
+                    progress: bool = False, asserts_claims: bool = True) -> dict:
     """Measure exp1 on ``lm`` with ``stimuli`` and return the evidence (JSON-ready)."""
     seed_everything(seed)
     wall = time.perf_counter()
@@ -87,7 +76,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
     check, data, rs, n_tokens_total = load_words(lm, stimuli, store)
     words = list(data)
     skipped = check.to_json()
-    _say(progress, f"exp1 on {lm.name} ({lm.device}): {len(words)} of {len(stimuli.words)} words usable"
+    say(progress, f"exp1 on {lm.name} ({lm.device}): {len(words)} of {len(stimuli.words)} words usable"
                    + (f"; skipped: {', '.join(skipped['words_skipped'])}" if skipped["words_skipped"] else ""))
 
     per_word: dict[str, dict] = {}
@@ -128,14 +117,14 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         }
         arrays[w] = {"final_dir": final_dir, "na": na, "nb": nb, "graded_final_hat": unit(phi[:, -1]),
                      "phi": phi.astype(np.float32), "levels": levels, "dirn": dirn}
-        _say(progress, f"  [{n}/{len(words)}] {w}: cos_AB {dirn['cos_ab']:.3f}, tau {tau:+.3f}, j* {j_star}")
+        say(progress, f"  [{n}/{len(words)}] {w}: cos_AB {dirn['cos_ab']:.3f}, tau {tau:+.3f}, j* {j_star}")
 
     ev: dict = {
         "experiment": "exp1",
         "model": lm.name,
         "tag": lm.tag,
         "budget": "all stimuli",
-        "asserts_claims": True,
+        "asserts_claims": asserts_claims,
         "n_layers": L,
         "d_model": d,
         "seed": seed,
@@ -302,125 +291,7 @@ def measure(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: i
         geometry["controls"]["words"] = controls
     ev["block_geometry"] = geometry
 
-    wall_s = time.perf_counter() - wall
-    ev["n_tokens"] = n_tokens_total
-    ev["timing"] = {
-        "total_seconds": wall_s,
-        "forward_seconds": rs.forward_seconds,
-        "forward_prompts": rs.forward_prompts,
-        "forward_seconds_per_prompt": (rs.forward_seconds / rs.forward_prompts) if rs.forward_prompts else None,
-        "note": "forward_prompts is 0 when every residual came from the evidence cache",
-    }
-    ev["provenance"] = dict(base_provenance(lm, seed, wall_s, store), stimuli=stimuli.describe(),
-                            tokenization=check.tokenization)
-    return ev
+    return finish(ev, lm, stimuli, check, rs, store, seed, wall, n_tokens_total)
 
 
-# --------------------------------------------------------------------------------------------
-# Claims
-# --------------------------------------------------------------------------------------------
-
-def _is_gpt2(ev: dict) -> bool:
-    return ev["model"] in GPT2_NAMES
-
-
-def claim_tokens(ev: dict) -> ClaimResult:
-    n_file = ev["stimuli"]["n_words"]
-    need = min(MIN_WORDS, n_file)
-    r = ClaimResult("S", "test_exp1_every_target_single_token_for_this_model", "S",
-                    "each measured word's targets are one token found by exact match scanning from the end, at the "
-                    "last position, with equal token counts over its graded prompts; words that fail are skipped and "
-                    f"listed, and at least {need} words remain" + (" (all 9 of the original's words, for gpt2)"
-                                                                   if _is_gpt2(ev) else ""))
-    listed = isinstance(ev.get("words_skipped"), dict)
-    r.conditions.append(Condition("skipped words listed in the evidence", int(listed), "==", 1, listed))
-    r.conditions.append(_cond("words measured", len(ev["words_used"]), ">=", need))
-    if _is_gpt2(ev):
-        orig = [w for w in ev["words_used"] if ev["words"][w]["in_original"]]
-        r.conditions.append(_cond("original words measured", len(orig), ">=", 9))
-    r.numbers = {"words_used": ev["words_used"], "words_skipped": ev.get("words_skipped"),
-                 "tokenization": ev["tokenization"]}
-    return r
-
-
-def claim_c1(ev: dict) -> ClaimResult:
-    c = ev["c1"]
-    r = ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H",
-                    "context placed after the target word does not affect the target (causal mask): over the v1-style "
-                    f"pairs (same prefix, text added after the target), σ v1 and σ v2 differ by less than {C1_TOLERANCE:g} "
-                    "at every layer")
-    if not c["n_pairs"]:
-        r.applicable = False
-        r.reason = ("no v1-style pair is usable on this model: "
-                    + (str(ev["v1_pairs_skipped"]) if ev.get("v1_pairs_skipped") else "the stimuli have none"))
-        return r
-    r.conditions += [_cond("max |Δσ v1| over pairs and layers", c["max_abs_diff_sigma_v1"], "<", C1_TOLERANCE),
-                     _cond("max |Δσ v2| over pairs and layers", c["max_abs_diff_sigma_v2"], "<", C1_TOLERANCE)]
-    r.numbers = {"n_pairs": c["n_pairs"], "max_rel_diff_residual": c["max_rel_diff_residual"]}
-    return r
-
-
-def claim_c2(ev: dict) -> ClaimResult:
-    c = ev["c2"]
-    n = c["null"]["n"]
-    stmt = ("the graded contexts fan out in order: the mean over words of Kendall τ between the nominal level (-4..+4) "
-            "and the final-layer σ (directions from the direction prompts only, disjoint from the tested prompts) "
-            f"exceeds the 95th percentile of a null of {n} shuffled-sense direction splits")
-    if _is_gpt2(ev):
-        stmt += "; on gpt2 also the original's bar: mean τ >= 0.6 and τ > 0 for at least 8/9 of the words"
-    r = ClaimResult("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", stmt)
-    if len(ev["words_used"]) < 2 or n < 20:
-        r.applicable = False
-        r.reason = f"needs at least 2 measured words and 20 null draws (have {len(ev['words_used'])} and {n})"
-        return r
-    r.conditions.append(_cond("mean τ vs null 95th percentile", c["mean_tau"], ">", c["null"]["q95"]))
-    if _is_gpt2(ev):
-        r.conditions.append(_cond("mean τ (gpt2 bar)", c["mean_tau"], ">=", 0.6))
-        r.conditions.append(_cond("fraction of words with τ > 0", c["frac_tau_positive"], ">=", 8 / 9))
-    r.numbers = {"mean_tau": c["mean_tau"], "null_q95": c["null"]["q95"], "null_mean": c["null"]["mean"],
-                 "p_value": c["null"]["p_value"], "frac_tau_positive": c["frac_tau_positive"],
-                 "n_tau_positive": c["n_tau_positive"], "n_words": len(ev["words_used"]),
-                 "original_words": c["original_words"]}
-    return r
-
-
-def claim_c3(ev: dict) -> ClaimResult:
-    c = ev["c3"]
-    n = c["null"]["n"]
-    L = ev["n_layers"]
-    r = ClaimResult("C3", "test_c3_last_block_jump_beats_random_direction_null", "H",
-                    "the original's two-stage claim: the largest |Δσ_j| falls at the last block "
-                    f"(j = {L - 1}, l/L = {(L - 1) / L:.2f}) for at least 2/3 of the words (6/9 in the original), and "
-                    "that fraction exceeds the 95th percentile of the same fraction under random unit directions "
-                    f"({n} draws per word), so the jump is not the last block's generic write alone. The review "
-                    "predicted the null would explain it; the test asserts the original's conclusion")
-    if len(ev["words_used"]) < 2 or n < 20:
-        r.applicable = False
-        r.reason = f"needs at least 2 measured words and 20 null draws (have {len(ev['words_used'])} and {n})"
-        return r
-    r.conditions.append(_cond("fraction of words with j* = L-1", c["frac_last_block"], ">=", 2 / 3))
-    r.conditions.append(_cond("fraction of words with j* = L-1 vs null 95th percentile", c["frac_last_block"], ">",
-                             c["null"]["q95"]))
-    r.numbers = {"frac_last_block": c["frac_last_block"], "n_last_block": c["n_last_block"], "n_block0": c["n_block0"],
-                 "null_q95": c["null"]["q95"], "null_mean": c["null"]["mean"],
-                 "p_value_real_exceeds": c["null"]["p_value_real_exceeds"], "j_star": c["j_star"],
-                 "variant_mean_abs_jump": c["variant_mean_abs_jump"],
-                 "shuffled_sense_directions": c["shuffled_sense_directions"],
-                 "last_block_share_of_abs_jumps": c["last_block_share_of_abs_jumps"]}
-    return r
-
-
-CLAIMS: dict[str, Callable[[dict], ClaimResult]] = {
-    "test_exp1_every_target_single_token_for_this_model": claim_tokens,
-    "test_c1_context_after_target_has_no_effect": claim_c1,
-    "test_c2_fan_ordering_beats_shuffled_sense_null": claim_c2,
-    "test_c3_last_block_jump_beats_random_direction_null": claim_c3,
-}
-
-
-def evaluate_claim(ev: dict, test: str) -> ClaimResult:
-    return evaluate_rule(CLAIMS[test], ev)
-
-
-def evaluate_claims(ev: dict) -> list[ClaimResult]:
-    return [evaluate_claim(ev, test) for test in CLAIMS]
+measure = entry_point(measure_stimuli)

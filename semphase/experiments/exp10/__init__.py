@@ -1,0 +1,22 @@
+"""exp10: head ablation, phases 1 and 1.5 (science.md sections 10, 11; claims C17-C22)."""
+from ...registry import Data, Experiment, Need
+
+EXPERIMENT = Experiment(
+    id="exp10",
+    title="head ablation claims",
+    sections="10, 11",
+    claim_ids=("C17", "C18", "C19", "C20", "C21", "C22"),
+    data=Data("wikitext", "validation"),
+    parts={
+        "a": "single-head zero-ablation of every head (10A)",
+        "b": "statistics of the zero ΔPPL distribution: counts, Zipf fit, ML comparison, layer-0 share (10B)",
+        "c": "cumulative zero-ablation, in-sample on the original grid and held-out with a fine grid (10C)",
+        "d": "per-layer importance and its correlation with dg/dx of exp3's g(l/L) (10D)",
+        "e": "single-head mean-ablation with in-sample and held-out means; the top head's bias test (10E)",
+        "f": "layer-0-protected cumulative mean-ablation, in-sample and held-out (10F)",
+        "g": "the three curves and the held-out mean-vs-zero comparison (10G)",
+        "h": "harmful heads: joint vs summed effects, in-sample and held-out (10H)",
+    },
+    needs=(Need("exp3", ("test_c19_no_correlation_with_dg_dx",), "measure:attach_g",
+                "C19 correlates per-layer importance with dg/dx of exp3's g(l/L) on the same model"),),
+)

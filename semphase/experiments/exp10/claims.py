@@ -1,0 +1,252 @@
+"""exp10's claim tests (science.md sections 10, 11, 16): one decision rule per test, in order.
+
+Reproduction (R) rules compare with the original's GPT-2 small numbers and apply to the original
+protocol only; hypothesis (H) rules use held-out tokens and bootstrap intervals and assert the
+original's conclusion; the sanity (S) rule checks shapes, finiteness and signs at every budget.
+"""
+from __future__ import annotations
+
+import math
+
+from ...claims import ClaimResult, ClaimSet, rule, check, cond, requires
+
+
+def _original_protocol(ev: dict) -> str | None:
+    """Why a reproduction test does not apply, or None when it does."""
+    if ev["model"] not in ("gpt2", "openai-community/gpt2"):
+        return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
+    src = ev["data"].get("source", "")
+    if "wikitext-2-raw-v1 validation" not in src or ev["data"]["ctx"] != 1024 or ev["n_tokens"] != 2048:
+        return ("reproduction tests need the original protocol: WikiText-2 validation, the first 2,048 tokens "
+                "in chunks of 1,024 (--budget quick)")
+    return None
+
+
+def _heldout(ev: dict) -> str | None:
+    if ev.get("heldout") is None:
+        return "held-out tests need at least 2 chunks (raise --tokens or lower --ctx)"
+    return None
+
+
+def _label(l: int, h: int) -> str:
+    return f"L{l}H{h}"
+
+
+def _delta(ev: dict, kind: str, l: int, h: int) -> float:
+    return ev[kind]["heads"][l * ev["n_heads"] + h]["delta_ppl"]
+
+
+@rule("S", "test_exp10_evidence_sane", "S",
+      "the evidence is finite, has the right shapes and a plausible baseline perplexity")
+def claim_sanity(ev: dict, r: ClaimResult) -> None:
+    vocab = 10 ** 6
+    r.conditions.append(cond("baseline PPL", ev["baseline_ppl"], ">", 1.0))
+    r.conditions.append(cond("baseline PPL", ev["baseline_ppl"], "<", vocab))
+    if ev.get("zero"):
+        heads = ev["zero"]["heads"]
+        swept = [x for x in heads if x["layer"] in ev["layers"]]
+        r.conditions.append(cond("zero-ablation entries", len(heads), "==", ev["n_heads_total"]))
+        r.conditions.append(cond("finite swept ΔPPL", sum(math.isfinite(x["delta_ppl"]) for x in swept), "==", len(swept)))
+        r.conditions.append(cond("min ablated PPL / baseline", min(x["ppl"] for x in swept) / ev["baseline_ppl"], ">", 0.5))
+        if ev["all_layers"]:  # removing a head hurts on average: a sign error in an ablation fails here
+            r.conditions.append(cond("mean zero-ablation ΔPPL", sum(x["delta_ppl"] for x in heads) / len(heads), ">", 0))
+    for name, c in (ev.get("curves") or {}).items():
+        r.conditions.append(cond(f"{name}: ratio at 0 heads", c["ratio"][0], "within", (1.0, 1e-6)))
+        if c["ablation"] == "zero":  # a trained model needs its heads (random-weight ones may not)
+            r.conditions.append(cond(f"{name}: ratio with every candidate ablated", c["ratio"][-1], ">", 1.0))
+        r.conditions.append(cond(f"{name}: finite ratios", sum(math.isfinite(x) for x in c["ratio"]), "==", len(c["ratio"])))
+
+
+@rule("C17", "test_c17_reproduce_top10_and_stats", "R",
+      "gpt2: baseline 24.27, top-10 set, L0H8 +236.5 %, 8/10 in layer 0, counts 78/136/6, mean 4.6 %, α 1.37",
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "zero", "stats"))
+def claim_c17_reproduce(ev: dict, r: ClaimResult) -> None:
+    original_top10 = {(0, 8), (0, 1), (0, 11), (0, 10), (0, 5), (0, 9), (11, 0), (0, 3), (8, 2), (0, 6)}
+    top = {(x["layer"], x["head"]) for x in ev["zero"]["top10"]}
+    s = ev["stats"]
+    r.conditions += [
+        cond("baseline PPL", ev["baseline_ppl"], "within", (24.27, 0.05)),
+        cond("top-10 heads equal to the original's", int(top == original_top10), "==", 1),
+        cond("ΔPPL(L0H8)", _delta(ev, "zero", 0, 8), "within", (2.365, 0.02)),
+        cond("top-10 in layer 0", s["top10_in_layer0"], "==", 8),
+        cond("|ΔPPL| < 1 % count", s["n_negligible_1pct"], "within", (78, 2)),
+        cond("|ΔPPL| < 10 % count", s["n_small_10pct"], "within", (136, 2)),
+        cond("ΔPPL < 0 count", s["n_negative"], "within", (6, 2)),
+        cond("mean ΔPPL", s["mean_delta_ppl"], "within", (0.046, 0.003)),
+        cond("Zipf α", (s["zipf_fit"] or {}).get("alpha"), "within", (1.37, 0.05)),
+    ]
+    r.numbers = {"top10": sorted(_label(*x) for x in top)}
+
+
+@rule("C17", "test_c17_importance_concentrated_in_layer0", "H",
+      "layer-0 heads carry > 70 % of the total positive zero-ablation ΔPPL, "
+      "with the bootstrap 95 % lower bound > 50 %",
+      needs=lambda ev: requires(ev, "stats"))
+def claim_c17_layer0(ev: dict, r: ClaimResult) -> None:
+    s = ev["stats"]
+    r.conditions += [cond("layer-0 share", s["layer0_share"], ">", 0.7),
+                     cond("layer-0 share, 95 % lower bound", s["layer0_share_ci95"][0], ">", 0.5)]
+    r.numbers = {"layer0_share": s["layer0_share"], "ci95": s["layer0_share_ci95"],
+                 "top10_in_layer0": s["top10_in_layer0"],
+                 "layer0_mean_over_rest_mean": s["layer0_mean_over_rest_mean"]}
+
+
+@rule("C17", "test_c17_importance_heavy_tailed", "H",
+      "head importance is heavy-tailed: a power law fits the positive ΔPPL better than an "
+      "exponential (Vuong R > 0); power law vs lognormal is reported, not asserted",
+      needs=lambda ev: requires(ev, "stats"))
+def claim_c17_heavy_tail(ev: dict, r: ClaimResult) -> None:
+    mle = ev["stats"]["heavy_tail_mle"]
+    if "fits" not in mle:
+        return r.skip(mle.get("note", "no fit"))
+    r.conditions.append(cond("Vuong R, power law vs exponential", mle["vuong_powerlaw_vs_exponential"]["R"], ">", 0))
+    r.numbers = {"zipf_fit_least_squares": ev["stats"]["zipf_fit"], "mle": mle}
+
+
+@rule("C18", "test_c18_reproduce_thresholds", "R",
+      "gpt2: cumulative zero-ablation removes (10, 25, 35) heads at 1.1/1.5/2.0x on the original grid",
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "curves"))
+def claim_c18_reproduce(ev: dict, r: ClaimResult) -> None:
+    th = ev["curves"]["zero_all"]["thresholds"]
+    r.conditions += [cond(f"removable at {t}x", th[t], "==", n) for t, n in (("1.1", 10), ("1.5", 25), ("2.0", 35))]
+
+
+def _c18_limits(ev: dict) -> tuple[int, int, int]:
+    """(heads, the 30 % limit at 1.1x, the 50/144 limit at 2.0x) for this model."""
+    n = ev["n_heads_total"]
+    return n, math.ceil(0.3 * n), math.floor(50 / 144 * n)
+
+
+def _claim_c18_heldout_statement(ev: dict) -> str:
+    n, limit_11, limit_20 = _c18_limits(ev)
+    return (f"the pre-declared criterion fails on held-out tokens: fewer than 30 % of heads ({limit_11} of {n}) "
+            f"are removable within 1.1x, and at most {limit_20} (50/144 of the heads) within 2.0x")
+
+
+@rule("C18", "test_c18_heldout_removable_below_30pct", "H", _claim_c18_heldout_statement)
+def claim_c18_heldout(ev: dict, r: ClaimResult) -> None:
+    n, limit_11, limit_20 = _c18_limits(ev)
+    why = _heldout(ev) or requires(ev, "curves")
+    if why or "zero_all_heldout" not in ev["curves"]:
+        return r.skip(why or "no held-out zero curve (part c)")
+    c = ev["curves"]["zero_all_heldout"]
+    r.conditions += [cond("removable at 1.1x (held-out)", c["thresholds"]["1.1"], "<", limit_11),
+                     cond("removable at 2.0x (held-out)", c["thresholds"]["2.0"], "<=", limit_20)]
+    r.numbers = {"thresholds_heldout": c["thresholds"], "thresholds_in_sample": ev["curves"]["zero_all"]["thresholds"]}
+
+
+@rule("C19", "test_c19_no_correlation_with_dg_dx", "H",
+      "per-layer importance does not correlate with dg/dx: |Pearson r| < 0.5 or p > 0.05",
+      needs=lambda ev: requires(ev, "layer"))
+def claim_c19(ev: dict, r: ClaimResult) -> None:
+    if ev["layer"].get("g_correlation") is None:
+        return r.skip(ev["layer"].get("g_missing_reason", "no g(l/L) from exp3"))
+    g = ev["layer"]["g_correlation"]
+    ok = abs(g["pearson_r"]) < 0.5 or g["pearson_p"] > 0.05
+    r.conditions.append(check("|r| < 0.5 or p > 0.05", ok, abs(g["pearson_r"]), "<", "0.5 (or p > 0.05)"))
+    r.numbers = dict(g)
+
+
+@rule("C20", "test_c20_reproduce_mean_ablation", "R",
+      "gpt2: mean-ablation counts 117/141/29, mean 1.50 %, L0H1 +108.9 %, L0H8 +1.08 %; "
+      "thresholds zero-all (10,25,35), zero-L0p (10,25,35), mean-L0p (25,50,60)",
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "mean", "curves"))
+def claim_c20_reproduce(ev: dict, r: ClaimResult) -> None:
+    s = ev["mean"]["stats"]
+    r.conditions += [
+        cond("|ΔPPL| < 1 % count", s["n_negligible_1pct"], "within", (117, 2)),
+        cond("|ΔPPL| < 10 % count", s["n_small_10pct"], "within", (141, 2)),
+        cond("ΔPPL < 0 count", s["n_negative"], "within", (29, 2)),
+        cond("mean ΔPPL", s["mean_delta_ppl"], "within", (0.0150, 0.002)),
+        cond("mean ΔPPL(L0H1)", _delta(ev, "mean", 0, 1), "within", (1.089, 0.02)),
+        cond("mean ΔPPL(L0H8)", _delta(ev, "mean", 0, 8), "within", (0.0108, 0.003)),
+    ]
+    for name, target in (("zero_all", (10, 25, 35)), ("zero_l0p", (10, 25, 35)), ("mean_l0p", (25, 50, 60))):
+        th = ev["curves"].get(name, {}).get("thresholds")
+        got = tuple(th[t] for t in ("1.1", "1.5", "2.0")) if th else None
+        r.conditions.append(check(f"{name} thresholds", got == target, str(got), "==", str(target)))
+
+
+def _c20_margin(ev: dict) -> int:
+    return math.ceil(5 * ev["n_heads_total"] / 144)
+
+
+def _claim_c20_heldout_statement(ev: dict) -> str:
+    return (f"with held-out means and rankings (layer 0 protected), mean-ablation removes at least {_c20_margin(ev)} "
+            "more heads than zero-ablation within 1.1x (5 heads per 144)")
+
+
+@rule("C20", "test_c20_mean_beats_zero_heldout", "H", _claim_c20_heldout_statement)
+def claim_c20_heldout(ev: dict, r: ClaimResult) -> None:
+    margin = _c20_margin(ev)
+    why = _heldout(ev) or requires(ev, "curves")
+    curves = ev.get("curves") or {}
+    if why or "mean_l0p_heldout" not in curves or "zero_l0p_heldout" not in curves:
+        return r.skip(why or "no held-out L0-protected curves (parts f and g)")
+    m = curves["mean_l0p_heldout"]["thresholds"]["1.1"]
+    z = curves["zero_l0p_heldout"]["thresholds"]["1.1"]
+    r.conditions.append(cond("mean(1.1x) - zero(1.1x)", m - z, ">=", margin))
+    r.numbers = {"mean_l0p_heldout": curves["mean_l0p_heldout"]["thresholds"],
+                 "zero_l0p_heldout": curves["zero_l0p_heldout"]["thresholds"],
+                 "mean_l0p_in_sample": curves.get("mean_l0p", {}).get("thresholds"),
+                 "zero_l0p_in_sample": curves.get("zero_l0p", {}).get("thresholds")}
+
+
+@rule("C21", "test_c21_reproduce_l0h8_bias", "R",
+      "gpt2: L0H8 zero ΔPPL +236.5 % but mean ΔPPL +1.08 % (219x smaller)",
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "mean"))
+def claim_c21_reproduce(ev: dict, r: ClaimResult) -> None:
+    r.conditions += [cond("zero ΔPPL(L0H8)", _delta(ev, "zero", 0, 8), "within", (2.365, 0.02)),
+                     cond("mean ΔPPL(L0H8)", _delta(ev, "mean", 0, 8), "within", (0.0108, 0.003))]
+
+
+@rule("C21", "test_c21_top_head_is_constant_bias_heldout", "H",
+      "the model's most important head (by zero ΔPPL on the rank half) is mostly a constant bias: "
+      "on the eval half, zero ΔPPL > 1.5, mean ΔPPL (held-out means) < 0.05, "
+      "bootstrap 95 % lower bound of their ratio > 20",
+      needs=lambda ev: _heldout(ev) or requires(ev, "top_head"))
+def claim_c21_heldout(ev: dict, r: ClaimResult) -> None:
+    t = ev["top_head"]
+    r.conditions += [cond(f"zero ΔPPL({t['label']})", t["zero_delta_eval"], ">", 1.5),
+                     cond(f"mean ΔPPL({t['label']})", t["mean_delta_eval_heldout_means"], "<", 0.05),
+                     cond("ratio, 95 % lower bound", t["ratio_ci95"][0], ">", 20)]
+    r.numbers = dict(t)
+
+
+@rule("C22", "test_c22_reproduce_harmful_sign_flip", "R",
+      "gpt2: the 6 harmful heads sum to -1.41 % alone but +1.61 % jointly",
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "harmful"))
+def claim_c22_reproduce(ev: dict, r: ClaimResult) -> None:
+    h = ev["harmful"]
+    r.conditions += [cond("sum of individual ΔPPL", h["sum_individual_delta"], "within", (-0.0141, 0.003)),
+                     cond("joint ΔPPL", h.get("joint_zero_delta"), "within", (0.0161, 0.003))]
+
+
+@rule("C22", "test_c22_harmful_heads_non_additive_heldout", "H",
+      "heads whose removal helps (zero ΔPPL < 0 on the rank half) interact: on the eval half their "
+      "joint ΔPPL exceeds the sum of their individual ΔPPLs (bootstrap 95 % lower bound > 0)",
+      needs=lambda ev: _heldout(ev) or requires(ev, "harmful_heldout"))
+def claim_c22_heldout(ev: dict, r: ClaimResult) -> None:
+    h = ev["harmful_heldout"]
+    if h["n"] < 2:
+        return r.skip(f"{h['n']} harmful head(s) on the rank half; an interaction needs at least 2")
+    r.conditions += [cond("joint - sum", h["interaction"], ">", 0),
+                     cond("joint - sum, 95 % lower bound", h["interaction_ci95"][0], ">", 0)]
+    r.numbers = dict(h)
+
+
+CLAIMS = ClaimSet({
+    "test_exp10_evidence_sane": claim_sanity,
+    "test_c17_reproduce_top10_and_stats": claim_c17_reproduce,
+    "test_c17_importance_concentrated_in_layer0": claim_c17_layer0,
+    "test_c17_importance_heavy_tailed": claim_c17_heavy_tail,
+    "test_c18_reproduce_thresholds": claim_c18_reproduce,
+    "test_c18_heldout_removable_below_30pct": claim_c18_heldout,
+    "test_c19_no_correlation_with_dg_dx": claim_c19,
+    "test_c20_reproduce_mean_ablation": claim_c20_reproduce,
+    "test_c20_mean_beats_zero_heldout": claim_c20_heldout,
+    "test_c21_reproduce_l0h8_bias": claim_c21_reproduce,
+    "test_c21_top_head_is_constant_bias_heldout": claim_c21_heldout,
+    "test_c22_reproduce_harmful_sign_flip": claim_c22_reproduce,
+    "test_c22_harmful_heads_non_additive_heldout": claim_c22_heldout,
+})

@@ -1,0 +1,471 @@
+"""Experiment 10's measurement (science.md sections 10 and 11): head ablation, phases 1 and 1.5.
+
+:func:`measure` computes the evidence (a JSON-ready dict) for the selected parts, one function
+per part (:data:`PART_FUNCTIONS`; the letters and what each measures are declared in
+``semphase/experiments/exp10/__init__.py``):
+
+* a - single-head zero-ablation of every head (10A)
+* b - statistics of the zero ΔPPL distribution: counts, Zipf fit, ML comparison, layer-0 share (10B)
+* c - cumulative zero-ablation, in-sample on the original grid and held-out with a fine grid (10C)
+* d - per-layer importance and its correlation with dg/dx from exp3 (10D)
+* e - single-head mean-ablation with in-sample and held-out means; the top head's bias test (10E)
+* f - layer-0-protected cumulative mean-ablation, in-sample and held-out (10F)
+* g - the three curves and the held-out mean-vs-zero comparison (10G)
+* h - harmful heads: joint vs summed effects, in-sample and held-out (10H)
+
+"Held-out" splits the evaluation chunks into disjoint halves: heads are ranked and means
+estimated on the first half ("rank"), and curves and effects are evaluated on the second
+("eval").
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ... import sweeps
+from ...ablation import AblationEngine
+from ...budgets import Budget
+from ...cache import EvidenceStore
+from ...data import TokenSet
+from ...errors import SemphaseError
+from ...provenance import run_provenance
+from ...stats import (boot_ppl, bootstrap_weights, correlation, heavy_tail_comparison, interval, ppl,
+                      removable, zipf_fit)
+from . import EXPERIMENT
+
+PARTS = "".join(EXPERIMENT.parts)
+PART_NEEDS = {"b": "a", "c": "a", "d": "a", "e": "a", "h": "a", "f": "e", "g": "aef"}
+THRESHOLDS = (1.1, 1.5, 2.0)
+ORIGINAL_GRID = sorted(set(range(0, 141, 10)) | {5, 15, 25, 35, 43, 50, 144})
+ORIGINAL_L0P_GRID = sorted(set(range(0, 131, 10)) | {5, 15, 25, 30, 35, 40, 50, 132})
+
+
+def expand_parts(parts: str) -> str:
+    chosen = set(parts.replace(",", "").strip().lower() or PARTS)
+    unknown = chosen - set(PARTS)
+    if unknown:
+        raise SemphaseError(f"--parts {parts!r}: unknown part(s) {''.join(sorted(unknown))}; use letters from {PARTS}.")
+    for part in list(chosen):
+        chosen |= set(PART_NEEDS.get(part, ""))
+    for part in list(chosen):  # needs of needs
+        chosen |= set(PART_NEEDS.get(part, ""))
+    return "".join(p for p in PARTS if p in chosen)
+
+
+def grid(n_total: int, original: list[int] | None = None, original_n: int | None = None) -> list[int]:
+    """The cumulative step grid: the original's for GPT-2 small's head count, else steps of 10
+    plus 5/15/25/35, 30 % of the heads, and all heads."""
+    if original is not None and n_total == original_n:
+        return list(original)
+    steps = set(range(0, n_total + 1, 10)) | {5, 15, 25, 35, math.ceil(0.3 * n_total), n_total}
+    return sorted(s for s in steps if 0 <= s <= n_total)
+
+
+def refine(steps: list[int], ratios: list[float], n_total: int) -> list[int]:
+    """Every integer step between each threshold's count and the next grid step, so that the
+    thresholds are resolved to one head."""
+    extra = set()
+    for t in THRESHOLDS:
+        k = removable(steps, ratios, t)
+        later = [s for s in steps if s > k]
+        if later:
+            extra |= set(range(k + 1, min(later[0], n_total + 1)))
+    return sorted(set(steps) | extra)
+
+
+def _label(l: int, h: int) -> str:
+    return f"L{l}H{h}"
+
+
+def _distribution_stats(delta: np.ndarray) -> dict:
+    flat = delta.ravel()
+    return {
+        "n_heads": int(flat.size),
+        "n_negligible_1pct": int((np.abs(flat) < 0.01).sum()),
+        "n_small_10pct": int((np.abs(flat) < 0.10).sum()),
+        "n_negative": int((flat < 0).sum()),
+        "mean_delta_ppl": float(flat.mean()),
+        "median_delta_ppl": float(np.median(flat)),
+        "max_delta_ppl": float(flat.max()),
+        "min_delta_ppl": float(flat.min()),
+    }
+
+
+def _ranking(ppl_lh: np.ndarray, delta: np.ndarray, kind: str) -> list[dict]:
+    L, H = delta.shape
+    rows = [{"layer": l, "head": h, "ablation": kind, "ppl": float(ppl_lh[l, h]),
+             "delta_ppl": float(delta[l, h])} for l in range(L) for h in range(H)]
+    return rows
+
+
+def _ascending_order(delta: np.ndarray, min_layer: int = 0) -> list[list[int]]:
+    """Heads ordered by |ΔPPL| ascending (least important first), ties by (layer, head)."""
+    L, H = delta.shape
+    heads = [(l, h) for l in range(min_layer, L) for h in range(H)]
+    heads.sort(key=lambda lh: (abs(delta[lh]), lh))
+    return [[l, h] for l, h in heads]
+
+
+class Exp10Run:
+    """State shared by the parts of one measurement."""
+
+    def __init__(self, lm, ts: TokenSet, budget: Budget, store: EvidenceStore,
+                 progress: sweeps.Progress, head_batch: int = 1, seed: int = 0,
+                 layers: list[int] | None = None):
+        self.lm = lm
+        self.layers = layers
+        self.ts = ts
+        self.budget = budget
+        self.store = store
+        self.progress = progress
+        self.engine = AblationEngine(lm, head_batch=head_batch)
+        self.seed = seed
+        self.cnt = sweeps.counts(ts)
+        self.heldout = ts.n_chunks >= 2
+        if self.heldout:
+            self.rank_ts, self.eval_ts = ts.split_heldout()
+            half = self.rank_ts.n_chunks
+            self.rank_idx = list(range(half))
+            self.eval_idx = list(range(half, ts.n_chunks))
+        self.n_total = lm.n_heads_total
+        # filled in by the parts, in order
+        self.base_blocks = self.zero = self.zero_delta = None
+        self.base = self.base_rank = self.base_eval = None
+        self.means_all = self.mean_delta = self.means_rank = None
+        self.timing: dict[str, float] = {}
+
+    def P(self, blocks: np.ndarray, idx: list[int] | None = None) -> np.ndarray:
+        """Perplexity of per-block sums over all chunks, or the chunks ``idx``."""
+        if idx is not None:
+            blocks = blocks[..., idx, :]
+        return ppl(blocks, self.cnt)
+
+    def weights(self, n_chunks: int) -> np.ndarray:
+        return bootstrap_weights(n_chunks * len(self.cnt), seed=self.seed)
+
+    def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_ppl: float,
+                     means=None, means_tokens=None, fine: bool = False, description: str = "") -> dict:
+        blocks = sweeps.curve(self.engine, ts, kind, order, steps, self.store, means, means_tokens,
+                              name=name, progress=self.progress)
+        ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
+        coarse = {str(t): removable(steps, ratios, t) for t in THRESHOLDS}
+        if fine:
+            fine_steps = refine(steps, ratios, len(order))
+            if fine_steps != steps:
+                blocks = sweeps.curve(self.engine, ts, kind, order, fine_steps, self.store, means,
+                                      means_tokens, name=name + " (fine)", progress=self.progress)
+                steps = fine_steps
+                ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
+        return {
+            "name": name,
+            "description": description,
+            "ablation": kind,
+            "tokens": ts.meta.get("subset", "all"),
+            "n_candidates": len(order),
+            "order": order,
+            "steps": list(steps),
+            "ppl": [r * base_ppl for r in ratios],
+            "ratio": ratios,
+            "baseline_ppl": base_ppl,
+            "thresholds": {str(t): removable(steps, ratios, t) for t in THRESHOLDS},
+            "thresholds_coarse_grid": coarse,
+        }
+
+
+# -- the parts, in order; each reads what earlier parts left on ``run`` and writes into ``ev`` ------
+
+def part_a(run: Exp10Run, ev: dict) -> None:
+    """Single-head zero-ablation of every head (of the swept layers)."""
+    H = run.lm.n_heads
+    run.zero = sweeps.single_sweep(run.engine, run.ts, "zero", run.store, run.layers, progress=run.progress)
+    zero_ppl = run.P(run.zero)
+    run.zero_delta = zero_ppl / run.base - 1
+    ev["zero"] = {"heads": _ranking(zero_ppl, run.zero_delta, "zero")}
+    ranked = sorted(((float(run.zero_delta[l, h]), l, h) for l in ev["layers"] for h in range(H)), reverse=True)
+    ev["zero"]["top10"] = [{"layer": l, "head": h, "delta_ppl": d, "ppl": float(zero_ppl[l, h])}
+                           for d, l, h in ranked[:10]]
+    if run.heldout:
+        ev["zero"]["delta_rank"] = (run.P(run.zero, run.rank_idx) / run.base_rank - 1).tolist()
+        ev["zero"]["delta_eval"] = (run.P(run.zero, run.eval_idx) / run.base_eval - 1).tolist()
+
+
+def part_b(run: Exp10Run, ev: dict) -> None:
+    """Statistics of the zero ΔPPL distribution, the Zipf fit, the ML comparison, layer-0 share."""
+    zero_delta = run.zero_delta
+    weights = run.weights(run.ts.n_chunks)
+    bz = boot_ppl(run.zero, run.cnt, weights)  # [n_boot, L, H]
+    bb = boot_ppl(run.base_blocks, run.cnt, weights)  # [n_boot]
+    bdelta = bz / bb[:, None, None] - 1
+    pos = np.clip(zero_delta, 0, None)
+    share = float(pos[0].sum() / pos.sum()) if pos.sum() > 0 else float("nan")
+    bpos = np.clip(bdelta, 0, None)
+    bshare = bpos[:, 0].sum(axis=1) / np.maximum(bpos.sum(axis=(1, 2)), 1e-300)
+    fit = zipf_fit(zero_delta)
+    layer_means = zero_delta.mean(axis=1)
+    ev["stats"] = {
+        **_distribution_stats(zero_delta),
+        "zipf_fit": None if fit is None else {"C": fit.C, "alpha": fit.alpha, "n_positive": fit.n_positive},
+        "heavy_tail_mle": heavy_tail_comparison(zero_delta.ravel()),
+        "layer0_share": share,
+        "layer0_share_ci95": interval(bshare),
+        "layer0_mean_over_rest_mean": float(layer_means[0] / layer_means[1:].mean())
+        if layer_means[1:].mean() != 0 else float("inf"),
+        "top10_in_layer0": sum(1 for r in ev["zero"]["top10"] if r["layer"] == 0),
+    }
+
+
+def part_c(run: Exp10Run, ev: dict) -> None:
+    """Cumulative zero-ablation: in-sample on the original grid, held-out on a fine grid."""
+    curves = ev.setdefault("curves", {})
+    curves["zero_all"] = run.curve_record(
+        "zero_all", "zero", _ascending_order(run.zero_delta), grid(run.n_total, ORIGINAL_GRID, 144), run.ts, run.base,
+        description="zero-ablation, all heads, ranked and evaluated on the same tokens (original protocol)")
+    if run.heldout:
+        curves["zero_all_heldout"] = run.curve_record(
+            "zero_all_heldout", "zero", _ascending_order(np.asarray(ev["zero"]["delta_rank"])), grid(run.n_total),
+            run.eval_ts, run.base_eval, fine=True,
+            description="zero-ablation, all heads, ranked on the rank half, evaluated on the eval half")
+
+
+def part_d(run: Exp10Run, ev: dict) -> None:
+    """Per-layer importance; C19's correlation with exp3's dg/dx is attached when C19 is asked
+    (:func:`attach_g`)."""
+    ev["layer"] = {"mean_delta_ppl": run.zero_delta.mean(axis=1).tolist(),
+                   "max_delta_ppl": run.zero_delta.max(axis=1).tolist(), "g_correlation": None,
+                   "g_missing_reason": "C19 was not evaluated in this run, so exp3's g(l/L) was not asked for"}
+
+
+def part_e(run: Exp10Run, ev: dict) -> None:
+    """Single-head mean-ablation with in-sample means; with held-out means on the rank half; the
+    top head's constant-bias test on the eval half."""
+    ts, store, progress = run.ts, run.store, run.progress
+    zero_delta = run.zero_delta
+    run.means_all = sweeps.head_means(run.engine, ts, store, progress)
+    mean = sweeps.single_sweep(run.engine, ts, "mean", store, None, run.means_all, ts.fingerprint, progress)
+    mean_ppl = run.P(mean)
+    run.mean_delta = mean_delta = mean_ppl / run.base - 1
+    flips = (np.sign(mean_delta) != np.sign(zero_delta)) & (zero_delta != 0)
+    ev["mean"] = {
+        "means_tokens": "all (in-sample, as the original)",
+        "heads": _ranking(mean_ppl, mean_delta, "mean"),
+        "stats": _distribution_stats(mean_delta),
+        "zero_stats": _distribution_stats(zero_delta),
+        "mean_over_zero_mean_delta": float(mean_delta.mean() / zero_delta.mean()) if zero_delta.mean() else None,
+        "n_sign_flips": int(flips.sum()),
+        "layer_mean_delta_ppl": mean_delta.mean(axis=1).tolist(),
+    }
+    if not run.heldout:
+        return
+    run.means_rank = sweeps.head_means(run.engine, run.rank_ts, store, progress)
+    mean_r = sweeps.single_sweep(run.engine, run.rank_ts, "mean", store, None, run.means_rank,
+                                 run.rank_ts.fingerprint, progress)
+    ev["mean"]["delta_rank_heldout_means"] = (run.P(mean_r) / run.base_rank - 1).tolist()
+    # The model's own top head (largest zero ΔPPL on the rank half): is it a constant bias?
+    zr = np.asarray(ev["zero"]["delta_rank"])
+    tl, th = map(int, np.unravel_index(np.argmax(zr), zr.shape))
+    top_mean = sweeps.joint(run.engine, run.eval_ts, "mean", [(tl, th)], store, run.means_rank,
+                            run.rank_ts.fingerprint, name=f"L{tl}H{th} mean (eval)", progress=progress)
+    eval_zero = run.zero[tl, th][run.eval_idx]
+    eval_base = run.base_blocks[run.eval_idx]
+    w = run.weights(run.eval_ts.n_chunks)
+    bzero = boot_ppl(eval_zero, run.cnt, w) / boot_ppl(eval_base, run.cnt, w) - 1
+    bmean = boot_ppl(top_mean, run.cnt, w) / boot_ppl(eval_base, run.cnt, w) - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bratio = np.where(bmean > 0, bzero / bmean, np.inf)
+    z_eval = float(ppl(eval_zero, run.cnt) / run.base_eval - 1)
+    m_eval = float(ppl(top_mean, run.cnt) / run.base_eval - 1)
+    ev["top_head"] = {
+        "head": [tl, th], "label": _label(tl, th),
+        "zero_delta_rank": float(zr[tl, th]),
+        "zero_delta_eval": z_eval,
+        "mean_delta_eval_heldout_means": m_eval,
+        "ratio_zero_over_mean": z_eval / m_eval if m_eval > 0 else float("inf"),
+        "ratio_ci95": interval(bratio),
+        "bias_share": 1 - m_eval / z_eval if z_eval else None,
+    }
+
+
+def part_f(run: Exp10Run, ev: dict) -> None:
+    """Layer-0-protected cumulative mean-ablation, in-sample and held-out."""
+    H = run.lm.n_heads
+    curves = ev.setdefault("curves", {})
+    curves["mean_l0p"] = run.curve_record(
+        "mean_l0p", "mean", _ascending_order(run.mean_delta, 1), grid(run.n_total - H, ORIGINAL_L0P_GRID, 132),
+        run.ts, run.base, run.means_all, run.ts.fingerprint,
+        description="mean-ablation (in-sample means), layer 0 protected, in-sample ranking (original protocol)")
+    if run.heldout:
+        mr = np.asarray(ev["mean"]["delta_rank_heldout_means"])
+        curves["mean_l0p_heldout"] = run.curve_record(
+            "mean_l0p_heldout", "mean", _ascending_order(mr, 1), grid(run.n_total - H), run.eval_ts, run.base_eval,
+            run.means_rank, run.rank_ts.fingerprint, fine=True,
+            description="mean-ablation with means from the rank half, layer 0 protected, ranked on the rank "
+                        "half, evaluated on the eval half")
+
+
+def part_g(run: Exp10Run, ev: dict) -> None:
+    """The layer-0-protected zero curves beside the mean ones (the three curves), in-sample and
+    held-out."""
+    H = run.lm.n_heads
+    curves = ev.setdefault("curves", {})
+    curves["zero_l0p"] = run.curve_record(
+        "zero_l0p", "zero", _ascending_order(run.zero_delta, 1), grid(run.n_total - H, ORIGINAL_L0P_GRID, 132),
+        run.ts, run.base, description="zero-ablation, layer 0 protected, in-sample ranking (original protocol)")
+    if run.heldout:
+        zr = np.asarray(ev["zero"]["delta_rank"])
+        curves["zero_l0p_heldout"] = run.curve_record(
+            "zero_l0p_heldout", "zero", _ascending_order(zr, 1), grid(run.n_total - H), run.eval_ts,
+            run.base_eval, fine=True,
+            description="zero-ablation, layer 0 protected, ranked on the rank half, evaluated on the eval half")
+
+
+def part_h(run: Exp10Run, ev: dict) -> None:
+    """Harmful heads (zero ΔPPL < 0): joint versus summed effects, in-sample and held-out."""
+    L, H = run.lm.n_layers, run.lm.n_heads
+    ts, store, progress, zero_delta = run.ts, run.store, run.progress, run.zero_delta
+    harmful = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
+    hz = {"heads": [[l, h] for l, h in harmful],
+          "individual_delta": [float(zero_delta[l, h]) for l, h in harmful],
+          "sum_individual_delta": float(sum(zero_delta[l, h] for l, h in harmful))}
+    if len(harmful) >= 1:
+        jz = sweeps.joint(run.engine, ts, "zero", harmful, store, name="harmful joint zero", progress=progress)
+        hz["joint_zero_ppl"] = float(ppl(jz, run.cnt))
+        hz["joint_zero_delta"] = hz["joint_zero_ppl"] / run.base - 1
+        if run.means_all is not None:
+            jm = sweeps.joint(run.engine, ts, "mean", harmful, store, run.means_all, ts.fingerprint,
+                              name="harmful joint mean", progress=progress)
+            hz["joint_mean_ppl"] = float(ppl(jm, run.cnt))
+            hz["joint_mean_delta"] = hz["joint_mean_ppl"] / run.base - 1
+    ev["harmful"] = hz
+    if not run.heldout:
+        return
+    zr = np.asarray(ev["zero"]["delta_rank"])
+    harm_r = [(l, h) for l in range(L) for h in range(H) if zr[l, h] < 0]
+    hh: dict = {"heads": [[l, h] for l, h in harm_r], "n": len(harm_r)}
+    if len(harm_r) >= 2:
+        jz = sweeps.joint(run.engine, run.eval_ts, "zero", harm_r, store,
+                          name="harmful joint zero (eval)", progress=progress)
+        w = run.weights(run.eval_ts.n_chunks)
+        eval_base = run.base_blocks[run.eval_idx]
+        bbase = boot_ppl(eval_base, run.cnt, w)
+        idx_l = [l for l, _ in harm_r]
+        idx_h = [h for _, h in harm_r]
+        indiv = run.zero[idx_l, idx_h][:, run.eval_idx]  # [k, chunk, block]
+        bind = boot_ppl(indiv, run.cnt, w) / bbase[:, None] - 1  # [n_boot, k]
+        bjoint = boot_ppl(jz, run.cnt, w) / bbase - 1
+        sum_ind = float((ppl(indiv, run.cnt) / run.base_eval - 1).sum())
+        joint_d = float(ppl(jz, run.cnt) / run.base_eval - 1)
+        hh.update({
+            "sum_individual_delta_eval": sum_ind,
+            "joint_zero_delta_eval": joint_d,
+            "interaction": joint_d - sum_ind,
+            "interaction_ci95": interval(bjoint - bind.sum(axis=1)),
+        })
+    ev["harmful_heldout"] = hh
+
+
+PART_FUNCTIONS = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
+                  "h": part_h}
+# timing keys of the evidence, as before the split
+_TIMING = {"a": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful"}
+
+
+def _baseline(run: Exp10Run, ev: dict) -> None:
+    run.base_blocks = sweeps.baseline(run.engine, run.ts, run.store, run.progress)
+    run.base = float(run.P(run.base_blocks))
+    if run.heldout:
+        run.base_rank = float(run.P(run.base_blocks, run.rank_idx))
+        run.base_eval = float(run.P(run.base_blocks, run.eval_idx))
+        ev["heldout"] = {"rank": run.rank_ts.describe(), "eval": run.eval_ts.describe(),
+                         "baseline_ppl_rank": run.base_rank, "baseline_ppl_eval": run.base_eval}
+    else:
+        ev["heldout"] = None
+
+
+def measure(ctx) -> dict:
+    """The registry's entry point: exp10 on the session's model and budget."""
+    from ...session import parse_layers
+
+    layers = parse_layers(ctx.layers, ctx.lm.n_layers)
+    return measure_tokens(ctx.lm, ctx.tokens(), ctx.budget, ctx.store, ctx.parts or PARTS, layers,
+                          sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims)
+
+
+def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts: str = PARTS,
+                   layers: list[int] | None = None, progress: sweeps.Progress | None = None,
+                   head_batch: int = 1, seed: int = 0, asserts_claims: bool | None = None) -> dict:
+    """Measure exp10 on ``lm`` over ``ts`` and return the evidence (JSON-ready)."""
+    from ...device import seed_everything
+
+    seed_everything(seed)
+    parts = expand_parts(parts)
+    run = Exp10Run(lm, ts, budget, store, progress or sweeps.Progress(False), head_batch, seed, layers)
+    L, H = lm.n_layers, lm.n_heads
+    all_layers = layers is None or sorted(set(layers)) == list(range(L))
+    wall = time.perf_counter()
+    t = time.perf_counter()
+    ev: dict = {
+        "experiment": "exp10", "model": lm.name, "tag": lm.tag, "parts": parts,
+        "layers": list(range(L)) if all_layers else sorted(set(layers)), "all_layers": all_layers,
+        "budget": budget.name, "budget_description": budget.description,
+        "asserts_claims": budget.asserts_claims if asserts_claims is None else asserts_claims,
+        "data": ts.describe(), "n_tokens": ts.n_tokens, "n_predicted": ts.n_predicted,
+        "n_layers": L, "n_heads": H, "n_heads_total": L * H,
+    }
+    _baseline(run, ev)
+    fwd_start = time.perf_counter()
+    run.engine.forward_nll(ts.chunks[0])
+    forward_seconds = time.perf_counter() - fwd_start
+    run.timing["baseline"] = time.perf_counter() - t
+    ev.update({"baseline_ppl": run.base, "forward_seconds_per_chunk": forward_seconds, "seed": seed,
+               "bootstrap": {"unit": f"block of {len(run.cnt) and int(run.cnt[0])} predicted tokens", "n_boot": 2000}})
+    heldout = ev.pop("heldout")
+    ev["heldout"] = heldout  # after the run description, as before
+    for part in parts:
+        if part != "a" and not all_layers:
+            ev["note"] = ("only layers " + ",".join(map(str, ev["layers"])) + " were swept; the parts that "
+                          "need every head (b-h) were not run")
+            break
+        t = time.perf_counter()
+        PART_FUNCTIONS[part](run, ev)
+        if part in _TIMING:
+            key = _TIMING[part]
+            run.timing[key] = run.timing.get(key, 0.0) + time.perf_counter() - t
+    ev["timing"] = dict(run.timing, total=time.perf_counter() - wall)
+    if all_layers:
+        ev["engine_forwards"] = run.engine.forwards
+    ev["provenance"] = run_provenance(lm, ts, seed, ev["timing"]["total"], store)
+    return ev
+
+
+def attach_g(ev: dict, fetch) -> None:
+    """The session's hand-off for C19 (the registry's ``Need``): exp3's g(l/L) on the same model,
+    measured through the session, correlated with part d's per-layer importance."""
+    if ev.get("layer") is None:
+        return
+    exp3, why = fetch()
+    if exp3 is None or "g_mean" not in exp3:
+        attach_g_correlation(ev, None, why or "exp3 measured no g(l/L) on this model (fewer than 3 usable words)")
+        return
+    g_curve = {"g_mean": exp3["g_mean"], "source": f"exp3 on {exp3['model']}, measured through the session "
+                                                     f"(stimuli sha256 {exp3['stimuli']['sha256'][:16]})"}
+    attach_g_correlation(ev, g_curve)
+
+
+def attach_g_correlation(ev: dict, g_curve: dict | None, why: str | None = None) -> None:
+    """C19's evidence (part d): the correlation of each layer's mean zero-ablation ΔPPL with
+    dg/dx of exp3's g(l/L), or the reason it is missing."""
+    L = ev["n_layers"]
+    layer = ev["layer"]
+    layer.pop("g_missing_reason", None)
+    if g_curve is not None and len(g_curve.get("g_mean", [])) == L + 1:
+        g = np.asarray(g_curve["g_mean"], dtype=float)
+        x = np.linspace(0, 1, L + 1)
+        dg = np.diff(g) / np.diff(x)
+        layer["g_correlation"] = {"source": g_curve.get("source"), "dg_dx": dg.tolist(),
+                                  **correlation(dg, np.asarray(layer["mean_delta_ppl"], dtype=float))}
+    else:
+        layer["g_correlation"] = None
+        layer["g_missing_reason"] = (why or "no g(l/L) for this model") if g_curve is None else \
+            f"g(l/L) has {len(g_curve.get('g_mean', []))} points, expected {L + 1}"

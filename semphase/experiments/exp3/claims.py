@@ -1,0 +1,128 @@
+"""exp3's claim tests (science.md sections 4, 5): C6-C9, in order; the across-models test of C8
+runs on the evidence :func:`semphase.experiments.exp3.measure.cross_model` derives from two or
+more models."""
+from __future__ import annotations
+
+from ...claims import ClaimResult, ClaimSet, rule, cond, requires_words
+from .measure import ALPHA_BAND, CROSS_MODEL_BAR, ORIGINAL_RMSE_BAR
+
+
+@rule("C6", "test_c6_circular_h_fixes_the_final_layer", "S",
+      "invariant that documents the original's circularity: with h = σ_L/max|σ_L|, the final layer's "
+      "R² is 1 by construction (within 1e-9) for every word",
+      needs=requires_words)
+def claim_h_circular(ev: dict, r: ClaimResult) -> None:
+    r.conditions.append(cond("max |R²_L - 1| over words (circular h)", ev["c6"]["circular_r2_final_max_dev"], "<", 1e-9))
+
+
+@rule("C6", "test_c6_linearity_rises_with_depth", "H",
+      "linearity increases with depth: with h = level/4, the median over words of Spearman(i, R²_i) for "
+      "i = 0..L-1 exceeds 0.5",
+      needs=requires_words)
+def claim_c6_depth(ev: dict, r: ClaimResult) -> None:
+    c = ev["c6"]
+    r.conditions.append(cond("median Spearman(i, R²_i)", c["median_spearman"], ">", 0.5))
+    r.numbers = {"frac_spearman_above_05": c["frac_spearman_above_05"],
+                 "mean_r2_by_layer_design": c["mean_r2_by_layer_design"]}
+
+
+def _claim_c6_position_statement(ev: dict) -> str:
+    c = ev["c6"]["position"]
+    return ("the response to h is not a position effect: graded prompts are length-matched within a word, and "
+            "in a regression of σ_i on h and the target position pooled over words, h stays significant "
+            f"(p < 0.01) at every layer i >= L/2 ({c['deep_from_layer']})")
+
+
+@rule("C6", "test_c6_h_effect_survives_position_control", "H", _claim_c6_position_statement,
+      needs=requires_words)
+def claim_c6_position(ev: dict, r: ClaimResult) -> None:
+    c = ev["c6"]["position"]
+    r.conditions.append(cond("largest p of h at i >= L/2", c["max_h_p_deep"], "<", 0.01))
+    r.numbers = {"n_positions": c["n_positions"]}
+
+
+def _beats_nulls(nulls: dict, name: str, value: float, op: str, key: str, label: str) -> list:
+    """The statistic against the random-direction and the shuffled-sense null (design h)."""
+    return [cond(f"{name} vs {null} null {label}", value, op, nulls[kind]["design"][key])
+            for kind, null in (("random", "random-direction"), ("shuffled", "shuffled-sense"))]
+
+
+def _claim_c7_statement(ev: dict) -> str:
+    n = ev.get("n_null", 0)
+    return ("f(l) has a word-independent shape: the mean pairwise correlation across words of f (h = level/4) "
+            f"exceeds the 95th percentile of the same statistic with random unit directions and with "
+            f"shuffled-sense directions ({n} draws each)")
+
+
+@rule("C7", "test_c7_response_shape_universal_beats_nulls", "H", _claim_c7_statement,
+      needs=requires_words)
+def claim_c7(ev: dict, r: ClaimResult) -> None:
+    c, nl = ev["c7"], ev["nulls"]
+    r.conditions += _beats_nulls(nl, "mean corr", c["mean_corr"], ">", "corr_q95", "q95")
+    r.numbers = {"min_corr": c["min_corr"], "frac_pairs_above_096": c["frac_pairs_above_bar"], "boot_ci95": c["boot_ci95"],
+                 "circular_mean_corr": c["circular"]["mean_corr"],
+                 "null_circular_corr_median": {k: nl[k]["circular"]["corr_median"] for k in ("random", "shuffled")}}
+
+
+@rule("C8", "test_c8_g_universal_across_words_beats_null", "H",
+      "σ = h·f_max·g(l/L) with one g: the mean per-word RMSE of g_w from g_mean (h = level/4) is below the "
+      f"original's {ORIGINAL_RMSE_BAR} and below the 5th percentile of the same statistic with random unit "
+      "and with shuffled-sense directions",
+      needs=requires_words)
+def claim_c8(ev: dict, r: ClaimResult) -> None:
+    c, nl = ev["c8"], ev["nulls"]
+    r.conditions += [cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR)]
+    r.conditions += _beats_nulls(nl, "mean RMSE", c["mean_rmse"], "<", "rmse_q05", "q05")
+    r.numbers = {"boot_ci95": c["boot_ci95"], "circular_mean_rmse": c["circular"]["mean_rmse"],
+                 "null_circular_rmse_median": {k: nl[k]["circular"]["rmse_median"] for k in ("random", "shuffled")}}
+
+
+@rule("C9", "test_c9_g_form_erf_or_sigmoid", "H",
+      "g(l/L) on all layers is best described by erf (GPT-2 small) or sigmoid (medium): the better of the "
+      "two is within ΔBIC <= 2 of the best of the five shape models",
+      needs=requires_words)
+def claim_c9_form(ev: dict, r: ClaimResult) -> None:
+    c = ev["c9"]
+    r.conditions.append(cond("ΔBIC of the better of erf/sigmoid", c["delta_bic_erf_or_sigmoid"], "<=", 2.0))
+    r.numbers = {"best_full": c["best_full"], "full_fits": {f["model"]: {"r2": f["r2"], "bic": f["bic"], **f["params"]}
+                                                            for f in c["full_fits"]}}
+
+
+def _claim_c9_linear_statement(ev: dict) -> str:
+    lo, hi = ALPHA_BAND
+    return ("before the final drop g is nearly linear, g ∝ (l/L)^α with α ≈ 0.9-1: with the original's "
+            f"truncation (last two points dropped, re-normalised) the bootstrap 95 % interval of α overlaps "
+            f"[{lo}, {hi}]")
+
+
+@rule("C9", "test_c9_truncated_g_nearly_linear", "H", _claim_c9_linear_statement,
+      needs=requires_words)
+def claim_c9_linear(ev: dict, r: ClaimResult) -> None:
+    lo, hi = ALPHA_BAND
+    c = ev["c9"]
+    ci = c["alpha_truncated_ci95"]
+    r.conditions += [cond("α interval upper end", ci[1], ">=", lo), cond("α interval lower end", ci[0], "<=", hi)]
+    r.numbers = {"alpha": c["alpha_truncated"], "alpha_ci95": ci, "best_truncated": c["best_truncated"]}
+
+
+@rule("C8", "test_c8_g_universal_across_models", "H",
+      f"g(l/L) is the same across model sizes: for every pair of models, the correlation of g_mean is >= "
+      f"{CROSS_MODEL_BAR} and exceeds the 95th percentile of correlations with the other model's "
+      "random-direction g")
+def claim_cross(ev: dict, r: ClaimResult) -> None:
+    for p in ev["pairs"]:
+        tag = " vs ".join(p["models"])
+        r.conditions += [cond(f"corr of g_mean, {tag}", p["corr"], ">=", CROSS_MODEL_BAR),
+                         cond(f"corr vs null q95, {tag}", p["corr"], ">", p["null_corr_q95"])]
+    r.numbers = {"pairs": ev["pairs"]}
+
+
+CLAIMS = ClaimSet({
+    "test_c6_circular_h_fixes_the_final_layer": claim_h_circular,
+    "test_c6_linearity_rises_with_depth": claim_c6_depth,
+    "test_c6_h_effect_survives_position_control": claim_c6_position,
+    "test_c7_response_shape_universal_beats_nulls": claim_c7,
+    "test_c8_g_universal_across_words_beats_null": claim_c8,
+    "test_c9_g_form_erf_or_sigmoid": claim_c9_form,
+    "test_c9_truncated_g_nearly_linear": claim_c9_linear,
+}, extra={"test_c8_g_universal_across_models": claim_cross})

@@ -1,0 +1,142 @@
+"""The experiment registry: one line per experiment, one declaration per experiment folder.
+
+:data:`EXPERIMENTS` maps an experiment id to the package that holds it (as pytest-xdist maps a
+``--dist`` name to its scheduler). Each package ``semphase/experiments/<id>/`` declares itself
+in its ``__init__.py`` as ``EXPERIMENT = Experiment(...)``: its id, markers, CLI parts, the data
+it reads and the evidence of other experiments it needs; its measurement, claims and report are
+modules beside the declaration, named in it and imported only when used. The CLI's choices, the
+pytest markers, the evidence the session measures, the report builder and the claim order all
+come from here. Adding an experiment: a folder, a test file and one line below.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import SemphaseError
+
+EXPERIMENTS: dict[str, str] = {
+    "exp1": "semphase.experiments.exp1",
+    "exp2": "semphase.experiments.exp2",
+    "exp3": "semphase.experiments.exp3",
+    "exp10": "semphase.experiments.exp10",
+}
+
+# Markers that are not experiments (pytest.ini registers the same; a test checks they agree).
+OTHER_MARKERS = {
+    "machinery": "fast tests of the library on tiny or no models",
+    "claims": "claim tests that run a real model",
+    "slow": "needs a long run (minutes to hours)",
+    "gpu": "meant for an accelerator",
+    "bigmodel": "needs a large download (gpt2-medium and larger)",
+}
+
+
+@dataclass(frozen=True)
+class Data:
+    """What an experiment reads.
+
+    ``kind``: "wikitext" (a split of WikiText-2 raw, or ``--text-file``; the token ranges come
+    from the budget), "stimuli" (a prompt file, the packaged one by default) or "weights" (the
+    model's weights only).
+    """
+
+    kind: str
+    split: str = "validation"
+
+    def describe(self) -> str:
+        if self.kind == "wikitext":
+            return f"WikiText-2 raw {self.split} (token ranges from the budget), or --text-file"
+        if self.kind == "stimuli":
+            return "a stimuli file (the packaged one unless --stimuli FILE)"
+        return "the model's weights only"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Evidence of another experiment that some claims of this one need.
+
+    When one of ``claims`` is evaluated, the session calls ``attach(evidence, fetch)``
+    ("module:function", relative to the experiment's package); ``fetch()`` measures
+    ``experiment`` on the same model through the session (once, cached) and returns
+    ``(its evidence, None)`` or ``(None, why it cannot be had)``. ``attach`` adds what the claims
+    read to this experiment's evidence (and need not fetch when the evidence cannot use it).
+    """
+
+    experiment: str
+    claims: tuple[str, ...]
+    attach: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    title: str
+    sections: str  # science.md sections
+    claim_ids: tuple[str, ...]
+    data: Data
+    parts: dict[str, str] = field(default_factory=dict)  # CLI part letter -> what it measures
+    needs: tuple[Need, ...] = ()
+    markers: tuple[str, ...] = ("claims",)
+    asserts_at_smoke: bool = False  # the smoke budget shrinks tokens; a stimuli experiment may still assert
+    package: str = ""
+
+    @property
+    def marker_text(self) -> str:
+        return f"{self.id}: {self.title} ({', '.join(self.claim_ids)})"
+
+    def _resolve(self, ref: str):
+        module, _, attr = ref.partition(":")
+        mod = importlib.import_module(f"{self.package}.{module}")
+        return getattr(mod, attr) if attr else mod
+
+    @property
+    def measure(self) -> Callable:
+        """``measure(ctx: semphase.session.MeasureContext) -> evidence dict``."""
+        return self._resolve("measure:measure")
+
+    @property
+    def claims(self):
+        """The experiment's :class:`semphase.claims.ClaimSet`."""
+        return self._resolve("claims:CLAIMS")
+
+    @property
+    def report(self):
+        """The experiment's :class:`semphase.report.ReportSpec`."""
+        return self._resolve("report:REPORT")
+
+    def attach(self, need: Need) -> Callable:
+        return self._resolve(need.attach)
+
+    def needs_for(self, test: str) -> list[Need]:
+        return [n for n in self.needs if test in n.claims]
+
+
+_LOADED: dict[str, Experiment] = {}
+
+
+def get(exp_id: str) -> Experiment:
+    """The declaration of ``exp_id``; an unknown id is a one-sentence error."""
+    if exp_id not in EXPERIMENTS:
+        raise SemphaseError(f"unknown experiment {exp_id!r}; choose one of {', '.join(EXPERIMENTS)}.")
+    if exp_id not in _LOADED:
+        package = EXPERIMENTS[exp_id]
+        exp = importlib.import_module(package).EXPERIMENT
+        if exp.id != exp_id:
+            raise RuntimeError(f"{package} declares {exp.id!r}, registered as {exp_id!r}")
+        object.__setattr__(exp, "package", package)
+        _LOADED[exp_id] = exp
+    return _LOADED[exp_id]
+
+
+def all_experiments() -> list[Experiment]:
+    return [get(e) for e in EXPERIMENTS]
+
+
+def markers() -> dict[str, str]:
+    """Every marker: one per experiment, then the others."""
+    out = {e.id: e.marker_text for e in all_experiments()}
+    out.update(OTHER_MARKERS)
+    return out

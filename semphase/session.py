@@ -1,0 +1,252 @@
+"""One session object for the CLI and the pytest plugin.
+
+A :class:`Session` holds the settings of one run (models, devices, budget, data, output, cache,
+seed), loads each model once, keeps the evidence cache, and measures each experiment's evidence
+once per (experiment, model, device, budget, data, seed), through the experiment's declaration
+in :mod:`semphase.registry`. It applies the budget's rules (token counts, whether claims are
+asserted) in one place, resolves what one experiment needs of another (exp10's C19 reads exp3's
+g(l/L): the session measures exp3 on the same model, from its cached residuals), evaluates the
+claims and hands the results to the report builder.
+
+Library functions below it take explicit arguments; nothing here knows about argparse or pytest.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from . import registry
+from .budgets import Budget, get_budget
+from .claims import ClaimResult
+from .errors import SemphaseError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run is configured by; the CLI and the plugin build it from their options."""
+
+    models: tuple[str, ...] = ("smollm2-135m",)
+    devices: tuple[str, ...] = ("auto",)
+    budget: str = "quick"
+    tokens: int | None = None
+    ctx: int | None = None
+    data_dir: str | None = None
+    text_file: str | None = None
+    split: str = "validation"
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    no_cache: bool = False
+    seed: int = 0
+    head_batch: int | None = None
+    stimuli: str | None = None
+    processing: str = "tl-default"
+    parts: str | None = None  # CLI: experiment parts (None: all)
+    layers: str | None = None  # CLI: exp10 single-head sweep layers, e.g. "0,5,29" (None: all)
+    progress: bool = False
+    no_report: bool = False
+    rootdir: str = "."
+
+    def layout(self):
+        from .report import OutputLayout
+
+        return OutputLayout.make(self.output_dir, self.rootdir)
+
+    def get_budget(self) -> Budget:
+        return get_budget(self.budget, self.tokens, self.ctx)
+
+
+@dataclass
+class MeasureContext:
+    """What an experiment's ``measure(ctx)`` gets: the model, the store, the budget's rules, the
+    data loaders and a way to ask for another experiment's evidence."""
+
+    session: "Session"
+    experiment: registry.Experiment
+    lm: object
+    store: object
+    budget: Budget
+    asserts_claims: bool
+    seed: int
+    progress: bool
+    parts: str | None
+    layers: str | None
+    head_batch: int
+
+    def tokens(self):
+        """The evaluation tokens the budget names, from the experiment's data (WikiText split or
+        --text-file)."""
+        return self.session.tokens(self.lm, self.experiment.data)
+
+    def stimuli(self):
+        return self.session.stimuli()
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+
+class Session:
+    def __init__(self, settings: Settings, worker_index: int | None = None):
+        self.settings = settings
+        self.worker_index = worker_index
+        self._models: dict[tuple, object] = {}
+        self._model_errors: dict[tuple, str] = {}
+        self._evidence: dict[tuple, dict] = {}
+        self._attached: set[tuple] = set()
+        self._store = None
+        self._stimuli = None
+
+    # -- resources --------------------------------------------------------------------------
+    @property
+    def layout(self):
+        return self.settings.layout()
+
+    @property
+    def store(self):
+        from .cache import EvidenceStore
+
+        if self._store is None:
+            s = self.settings
+            self._store = EvidenceStore(None if s.no_cache else (s.cache_dir or self.layout.cache))
+        return self._store
+
+    def check_options(self, write: bool = True) -> None:
+        """Bad options fail before anything loads: unknown models, absent devices, an output
+        folder that cannot be written."""
+        from .device import resolve_device
+        from .models import resolve_spec
+
+        for name in self.settings.models:
+            resolve_spec(name)
+        for dev in self.settings.devices:
+            resolve_device(dev)
+        self.settings.get_budget()
+        if write and not self.settings.no_report:
+            self.layout.ensure_writable()
+
+    def device_for(self, device: str) -> str:
+        from .device import worker_device
+
+        return worker_device(device, self.worker_index)
+
+    def model(self, name: str, device: str | None = None):
+        """The model, loaded once per session (a model that cannot be had raises the same
+        one-sentence error each time it is asked for)."""
+        from .models import load_model
+
+        dev = self.device_for(device or self.settings.devices[0])
+        key = (name, dev)
+        if key in self._model_errors:
+            raise self._model_errors[key]
+        if key not in self._models:
+            try:
+                self._models[key] = load_model(name, dev, self.settings.processing)
+            except SemphaseError as exc:
+                self._model_errors[key] = exc
+                raise
+        return self._models[key]
+
+    def tokens(self, lm, data: registry.Data):
+        from .data import load_eval_tokens
+
+        s = self.settings
+        budget = s.get_budget()
+        split = s.split if data.kind == "wikitext" and s.split else data.split
+        return load_eval_tokens(lm.tokenizer, budget.tokens, budget.ctx, split, s.data_dir, s.text_file)
+
+    def stimuli(self):
+        from .semantic.stimuli import load_stimuli
+
+        if self._stimuli is None:
+            self._stimuli = load_stimuli(self.settings.stimuli)
+        return self._stimuli
+
+    def head_batch(self, lm) -> int:
+        if self.settings.head_batch:
+            return self.settings.head_batch
+        return lm.n_heads if lm.device.type == "cuda" else 1
+
+    # -- evidence ---------------------------------------------------------------------------
+    def asserts_claims(self, exp: registry.Experiment) -> bool:
+        """The budget's rule, decided here only: the smoke budget asserts no claim, except for
+        experiments that declare it does not shrink them."""
+        return self.settings.get_budget().asserts_claims or exp.asserts_at_smoke
+
+    def evidence(self, exp_id: str, lm) -> dict:
+        """``exp_id``'s evidence on ``lm``: measured once per session, its expensive units cached
+        in the evidence store across sessions."""
+        exp = registry.get(exp_id)
+        s = self.settings
+        key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.split, s.data_dir, s.text_file,
+               s.stimuli, s.seed, s.parts, s.layers)
+        if key not in self._evidence:
+            if exp.data.kind == "stimuli":
+                self.stimuli()  # a bad --stimuli fails before any measurement
+            ctx = MeasureContext(self, exp, lm, self.store, s.get_budget(), self.asserts_claims(exp), s.seed,
+                                 s.progress, s.parts, s.layers, self.head_batch(lm))
+            self._evidence[key] = exp.measure(ctx)
+        return self._evidence[key]
+
+    def _resolve_needs(self, exp: registry.Experiment, ev: dict, lm, test: str) -> None:
+        for need in exp.needs_for(test):
+            mark = (exp.id, id(ev), need.experiment)
+            if mark in self._attached:
+                continue
+
+            def fetch(need=need):
+                """(evidence, None), or (None, why it cannot be measured)."""
+                try:
+                    return self.evidence(need.experiment, lm), None
+                except SemphaseError as exc:
+                    return None, str(exc)
+
+            exp.attach(need)(ev, fetch)
+            self._attached.add(mark)
+
+    def evaluate(self, exp_id: str, ev: dict, test: str, lm=None) -> ClaimResult:
+        """One claim test on ``ev``; the evidence of other experiments it needs is measured on
+        ``lm`` first (and added to ``ev``, so the report shows it)."""
+        exp = registry.get(exp_id)
+        if lm is not None:
+            self._resolve_needs(exp, ev, lm, test)
+        return exp.claims.evaluate(ev, test)
+
+    def evaluate_all(self, exp_id: str, ev: dict, lm=None) -> list[ClaimResult]:
+        exp = registry.get(exp_id)
+        names = exp.claims.rules if ev.get("kind") != "cross-model" else exp.claims.extra
+        return [self.evaluate(exp_id, ev, t, lm) for t in names]
+
+    # -- output -----------------------------------------------------------------------------
+    def publish(self, exp_id: str, ev: dict, claims: list[dict]) -> list[str]:
+        from .report import publish
+
+        return publish(registry.get(exp_id), self.layout, ev, claims)
+
+    def run(self, exp_id: str, model: str | None = None) -> tuple[dict, list[dict], list[str]]:
+        """Measure, evaluate every claim and write the data, figures, report and summary."""
+        exp = registry.get(exp_id)
+        layout = self.layout
+        layout.ensure_writable()
+        if exp.data.kind == "stimuli":
+            self.stimuli()  # a bad --stimuli fails before the model loads
+        lm = self.model(model or self.settings.models[0])
+        ev = self.evidence(exp_id, lm)
+        claims = [c.to_json() for c in self.evaluate_all(exp_id, ev, lm)]
+        written = self.publish(exp_id, ev, claims)
+        return ev, claims, written
+
+
+def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
+    """``--layers 0,5,-1`` as sorted layer indices (negative counts from the end); None for all."""
+    if not text:
+        return None
+    try:
+        given = [int(x) for x in text.replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise SemphaseError(f"--layers {text!r}: give layer numbers separated by commas, e.g. 0,5,29.") from None
+    bad = [l for l in given if not -n_layers <= l < n_layers]
+    layers = sorted({l % n_layers for l in given})
+    if bad or not layers:
+        raise SemphaseError(f"--layers {text!r}: this model has layers 0 to {n_layers - 1}; "
+                            f"{', '.join(map(str, bad)) or 'none given'} out of range.")
+    return layers
