@@ -1,7 +1,13 @@
-"""Token budgets: how much evaluation text a run uses, and whether claims are asserted."""
+"""Token budgets: how much evaluation text a run uses, and whether claims are asserted.
+
+A WikiText experiment reads two disjoint token ranges of its split: the *rank* range (the
+original's protocol: the first ``tokens`` tokens; rankings, means and in-sample curves come from
+it) and the *eval* range right after it (``eval_tokens`` tokens, None: the rest of the split),
+where held-out curves and effects are measured.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import SemphaseError
 
@@ -13,25 +19,34 @@ class Budget:
     ctx: int
     asserts_claims: bool
     description: str
+    eval_tokens: int | None = None  # the held-out range after the rank range; None: the rest of the split
+    null_sets: int = 40  # null draws that each need forward passes (exp10's C22: random head sets)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
-                    "every step on 256 tokens (2 chunks of 128); checks the evidence is sane, asserts no claim"),
+                    "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws; "
+                    "checks the evidence is sane, asserts no claim", 256, 8),
     "quick": Budget("quick", 2048, 1024, True,
-                    "the original's protocol: the first 2,048 tokens (2 chunks of 1,024)"),
-    "full": Budget("full", None, 1024, True, "the whole validation split in chunks of 1,024"),
+                    "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
+                    "8,192 (8 chunks)", 8192),
+    "full": Budget("full", 2048, 1024, True,
+                   "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
+                   "validation split", None),
 }
 
 
-def get_budget(name: str, tokens: int | None = None, ctx: int | None = None) -> Budget:
-    """The named budget, with ``tokens``/``ctx`` overriding its defaults when given."""
+def get_budget(name: str, tokens: int | None = None, ctx: int | None = None,
+               eval_tokens: int | None = None) -> Budget:
+    """The named budget, with ``tokens``/``ctx``/``eval_tokens`` overriding its defaults when given."""
     if name not in BUDGETS:
         raise SemphaseError(f"--budget {name!r}: use one of {', '.join(BUDGETS)}.")
     budget = BUDGETS[name]
-    if tokens is None and ctx is None:
+    if eval_tokens is not None and eval_tokens <= 0:
+        raise SemphaseError(f"--eval-tokens {eval_tokens}: give a positive number of held-out tokens (e.g. 8192).")
+    if tokens is None and ctx is None and eval_tokens is None:
         return budget
-    new_tokens = budget.tokens if tokens is None else tokens
-    new_ctx = budget.ctx if ctx is None else ctx
-    return Budget(budget.name, new_tokens, new_ctx, budget.asserts_claims,
-                  f"{budget.name} with --tokens {new_tokens} --ctx {new_ctx}")
+    new = replace(budget, tokens=budget.tokens if tokens is None else tokens, ctx=budget.ctx if ctx is None else ctx,
+                  eval_tokens=budget.eval_tokens if eval_tokens is None else eval_tokens)
+    return replace(new, description=f"{budget.name} with --tokens {new.tokens} --ctx {new.ctx} --eval-tokens "
+                                    f"{new.eval_tokens if new.eval_tokens is not None else 'rest'}")

@@ -85,10 +85,11 @@ class Condition:
 
 
 def cond(name: str, value, op: str, target, interval: Sequence[float] | None = None,
-         unit: str | None = None) -> Condition:
+         unit: str | None = None, p_value: float | None = None, alpha: float = 0.05) -> Condition:
     """A condition ``value op target``; NaN or None fails. ``op`` "within" takes ``target`` =
     (center, tolerance). With ``interval``, the condition is inconclusive when the interval
-    straddles the bound (for the order operators)."""
+    straddles the bound (for the order operators); with ``p_value``, when the test of the
+    statistic's side is not significant at ``alpha`` (the data do not decide the sign)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return Condition(name, value, op, target, False, _pair(interval), unit)
     if op == "within":
@@ -102,6 +103,9 @@ def cond(name: str, value, op: str, target, interval: Sequence[float] | None = N
     if ci is not None and op in ("<", "<=", ">", ">="):
         lo_ok, hi_ok = _OPS[op](ci[0], target), _OPS[op](ci[1], target)
         undecided = lo_ok != hi_ok or not (math.isfinite(ci[0]) and math.isfinite(ci[1]))
+    if p_value is not None and not (p_value < alpha):
+        undecided = True
+        unit = unit or f"p = {p_value:.3g} >= {alpha}"
     return Condition(name, value, op, target, ok, ci, unit, undecided)
 
 

@@ -21,6 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--tokens", type=int, default=None, help="evaluation tokens (default: the budget's)")
     p.add_argument("--ctx", type=int, default=None, help="chunk length in tokens (default: the budget's)")
+    p.add_argument("--eval-tokens", type=int, default=None,
+                   help="held-out tokens after the rank range (default: the budget's; 8,192 at quick, the rest at full)")
     p.add_argument("--data-dir", default=None, help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the hub)")
     p.add_argument("--text-file", default=None, help="evaluate on this UTF-8 text file instead of WikiText-2")
     p.add_argument("--split", default="validation", help="WikiText-2 split (default validation)")
@@ -91,7 +93,7 @@ def settings_from(args, **extra) -> Settings:
     """The session settings of a CLI command (explicit values; nothing downstream sees argparse)."""
     return Settings(
         models=(args.model,), devices=(args.device,), budget=getattr(args, "budget", "quick"), tokens=args.tokens,
-        ctx=args.ctx, data_dir=args.data_dir, text_file=args.text_file, split=args.split,
+        ctx=args.ctx, eval_tokens=args.eval_tokens, data_dir=args.data_dir, text_file=args.text_file, split=args.split,
         output_dir=getattr(args, "output_dir", None), cache_dir=getattr(args, "cache_dir", None),
         no_cache=getattr(args, "no_cache", False), seed=args.seed, head_batch=getattr(args, "head_batch", None),
         stimuli=getattr(args, "stimuli", None), processing=args.processing, progress=not args.quiet, **extra)

@@ -45,6 +45,8 @@ def pytest_addoption(parser):
                     help="smoke: a few hundred tokens, sanity only; quick: the original's 2,048 tokens; full: all")
     group.addoption("--tokens", type=int, default=None, dest="semphase_tokens", help="override the budget's tokens")
     group.addoption("--ctx", type=int, default=None, dest="semphase_ctx", help="override the budget's chunk length")
+    group.addoption("--eval-tokens", type=int, default=None, dest="semphase_eval_tokens",
+                    help="held-out tokens after the rank range (default: the budget's; 8,192 at quick)")
     group.addoption("--data-dir", default=None, dest="semphase_data_dir",
                     help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the hub)")
     group.addoption("--text-file", default=None, dest="semphase_text_file", help="evaluate on this UTF-8 file")
@@ -70,6 +72,7 @@ def _settings(config):
     return Settings(
         models=tuple(opt.semphase_models or ["gpt2"]), devices=tuple(opt.semphase_devices or ["auto"]),
         budget=opt.semphase_budget, tokens=opt.semphase_tokens, ctx=opt.semphase_ctx,
+        eval_tokens=opt.semphase_eval_tokens,
         data_dir=opt.semphase_data_dir, text_file=opt.semphase_text_file, output_dir=opt.semphase_output_dir,
         cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
         head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),

@@ -30,6 +30,7 @@ class Settings:
     budget: str = "quick"
     tokens: int | None = None
     ctx: int | None = None
+    eval_tokens: int | None = None  # held-out tokens after the rank range (None: the budget's)
     data_dir: str | None = None
     text_file: str | None = None
     split: str = "validation"
@@ -52,7 +53,7 @@ class Settings:
         return OutputLayout.make(self.output_dir, self.rootdir)
 
     def get_budget(self) -> Budget:
-        return get_budget(self.budget, self.tokens, self.ctx)
+        return get_budget(self.budget, self.tokens, self.ctx, self.eval_tokens)
 
 
 @dataclass
@@ -76,6 +77,11 @@ class MeasureContext:
         """The evaluation tokens the budget names, from the experiment's data (WikiText split or
         --text-file)."""
         return self.session.tokens(self.lm, self.experiment.data)
+
+    def eval_tokens(self, rank):
+        """The held-out range right after ``rank`` (the budget's size), or None when the data
+        hold less than one chunk after it."""
+        return self.session.eval_tokens(self.lm, self.experiment.data, rank)
 
     def stimuli(self):
         return self.session.stimuli()
@@ -154,6 +160,22 @@ class Session:
         split = s.split if data.kind == "wikitext" and s.split else data.split
         return load_eval_tokens(lm.tokenizer, budget.tokens, budget.ctx, split, s.data_dir, s.text_file)
 
+    def eval_tokens(self, lm, data: registry.Data, rank):
+        """The held-out token range after ``rank`` (disjoint from it): the budget's
+        ``eval_tokens``, shortened to what the data hold; None when not one chunk is left."""
+        from .data import load_eval_tokens
+
+        s = self.settings
+        budget = s.get_budget()
+        split = s.split if data.kind == "wikitext" and s.split else data.split
+        start = rank.meta.get("token_range", [0, rank.n_tokens])[1]
+        available = rank.meta.get("tokens_available", 0) - start
+        want = available if budget.eval_tokens is None else min(budget.eval_tokens, available)
+        want -= want % rank.ctx
+        if want < rank.ctx:
+            return None
+        return load_eval_tokens(lm.tokenizer, want, rank.ctx, split, s.data_dir, s.text_file, start=start)
+
     def stimuli(self):
         from .semantic.stimuli import load_stimuli
 
@@ -177,7 +199,7 @@ class Session:
         in the evidence store across sessions."""
         exp = registry.get(exp_id)
         s = self.settings
-        key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.split, s.data_dir, s.text_file,
+        key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.eval_tokens, s.split, s.data_dir, s.text_file,
                s.stimuli, s.seed, s.parts, s.layers)
         if key not in self._evidence:
             if exp.data.kind == "stimuli":

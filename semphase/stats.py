@@ -29,6 +29,27 @@ def bootstrap_weights(n_units: int, n_boot: int = N_BOOT, seed: int = 0) -> np.n
     return weights
 
 
+def chunk_weights(n_chunks: int, n_blocks: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """[n_boot, n_chunks * n_blocks] resampling counts of a cluster bootstrap: whole chunks are
+    drawn with replacement (every block of a drawn chunk counts once per draw)."""
+    per_chunk = bootstrap_weights(n_chunks, n_boot, seed)  # [n_boot, n_chunks]
+    return np.repeat(per_chunk, n_blocks, axis=1)
+
+
+MIN_CLUSTERS = 8  # chunks needed before the bootstrap resamples chunks rather than blocks
+
+
+def resampling(n_chunks: int, n_blocks: int, block: int, n_boot: int = N_BOOT, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Bootstrap weights for per-block sums [chunk, block] and the name of the resampling unit:
+    whole chunks (a cluster bootstrap) with at least :data:`MIN_CLUSTERS` chunks, else blocks of
+    ``block`` predicted tokens (which are not independent documents: the report says so)."""
+    if n_chunks >= MIN_CLUSTERS:
+        return chunk_weights(n_chunks, n_blocks, n_boot, seed), f"chunks ({n_chunks} chunks, cluster bootstrap)"
+    return (bootstrap_weights(n_chunks * n_blocks, n_boot, seed),
+            f"blocks of {block} predicted tokens within {n_chunks} chunk(s) (fewer than {MIN_CLUSTERS} chunks: "
+            "blocks of one chunk are not independent documents, so this interval is optimistic)")
+
+
 def boot_ppl(blocks: np.ndarray, cnt: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Bootstrap replicates of perplexity: blocks [..., chunk, block] -> [n_boot, ...]."""
     lead = blocks.shape[:-2]
@@ -49,6 +70,13 @@ def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     else:
         lo, hi = np.nanquantile(samples, q)
     return float(lo), float(hi)
+
+
+def removable_replicates(steps: Sequence[int], ratios: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`removable` for each row of ``ratios`` [n_boot, step]."""
+    steps_arr = np.asarray(steps)
+    ok = np.asarray(ratios) <= threshold
+    return np.where(ok, steps_arr[None, :], 0).max(axis=1)
 
 
 def removable(steps: Sequence[int], ratios: Sequence[float], threshold: float) -> int:
@@ -134,6 +162,36 @@ def heavy_tail_comparison(values: np.ndarray) -> dict:
     return {"n": int(n), "xmin": xmin, "fits": fits, "best_by_aic": best,
             "vuong_powerlaw_vs_lognormal": {"R": r_ln, "p": p_ln},
             "vuong_powerlaw_vs_exponential": {"R": r_exp, "p": p_exp}}
+
+
+def heavy_tail_powerlaw(values: np.ndarray) -> dict:
+    """The field's estimator for a heavy tail (Clauset, Shalizi & Newman 2009, through the
+    maintained ``powerlaw`` package): a continuous power law fitted by maximum likelihood above
+    x_min chosen by the Kolmogorov-Smirnov distance, and likelihood-ratio comparisons (normalised
+    R, and its p-value) of the power law with the exponential and the lognormal over the same tail.
+    R > 0 favours the power law; p < 0.05 makes the sign significant."""
+    import warnings
+
+    import powerlaw
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size < 10:
+        return {"n_positive": int(x.size), "note": "fewer than 10 positive values; no fit"}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = powerlaw.Fit(x, discrete=False, verbose=False)
+        r_exp, p_exp = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
+        r_ln, p_ln = fit.distribution_compare("power_law", "lognormal", normalized_ratio=True)
+    return {
+        "package": f"powerlaw {powerlaw.__version__}" if hasattr(powerlaw, "__version__") else "powerlaw",
+        "method": "Clauset-Shalizi-Newman: continuous power law by ML above x_min chosen by the KS distance; "
+                  "normalised log-likelihood ratios",
+        "n_positive": int(x.size), "xmin": float(fit.xmin), "n_tail": int(np.sum(x >= fit.xmin)),
+        "alpha": float(fit.power_law.alpha), "alpha_se": float(fit.power_law.sigma), "ks_distance": float(fit.power_law.D),
+        "powerlaw_vs_exponential": {"R": float(r_exp), "p": float(p_exp)},
+        "powerlaw_vs_lognormal": {"R": float(r_ln), "p": float(p_ln)},
+    }
 
 
 def correlation(x: Sequence[float], y: Sequence[float]) -> dict:

@@ -12,7 +12,18 @@ what prevents the word from being measured on that model (science.md 0.3):
 * graded prompts of one word with unequal token counts (the target position must not vary
   with the context level: science.md 2, weak point v);
 * a prompt in two sets (a direction prompt reused as a test prompt, or one prompt at two
-  levels), compared case-insensitively.
+  levels), compared case-insensitively;
+* a graded prompt that shares more than half of its words with a direction prompt of the same
+  word (:func:`overlapping_pairs`), which would leak the data that builds the direction into the
+  test prompts. The measure (:func:`word_overlap`): each prompt becomes the set of its words,
+  split on whitespace, lower-cased, with punctuation (ASCII ``string.punctuation`` and Unicode
+  category P) stripped from both ends of each word (a word that is only punctuation is
+  dropped); overlap = |graded ∩ direction| / |graded|, the share of the graded prompt's
+  distinct words that also occur in the direction prompt (the target word counts, like every
+  other word); a pair is flagged when overlap > 0.5 (:data:`OVERLAP_LIMIT`). Every graded
+  prompt (levels 0 and 1-4 of both senses) is compared with every direction prompt of its
+  word (both senses); each flagged pair is one problem line naming both prompts and the
+  overlap.
 
 A word with any problem is skipped on that model and listed in the evidence.
 
@@ -24,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +45,7 @@ from ..errors import SemphaseError
 
 LEVELS = (1, 2, 3, 4)
 SENSES = ("A", "B")
+OVERLAP_LIMIT = 0.5  # a graded prompt sharing more than this share of its words with a direction prompt is flagged
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,75 @@ def load_stimuli(path: str | Path | None = None) -> Stimuli:
     return parse_stimuli(doc, source, hashlib.sha256(raw).hexdigest())
 
 
+# -- overlap between graded and direction prompts ---------------------------------------------------
+
+def _is_punctuation(ch: str) -> bool:
+    """ASCII punctuation (``string.punctuation``) or any Unicode punctuation character (category P*)."""
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P")
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The distinct words of ``text``: split on whitespace, lower-cased, punctuation stripped from
+    both ends of each word; a word that is only punctuation is dropped."""
+    out = set()
+    for raw in text.split():
+        start, end = 0, len(raw)
+        while start < end and _is_punctuation(raw[start]):
+            start += 1
+        while end > start and _is_punctuation(raw[end - 1]):
+            end -= 1
+        if start < end:
+            out.add(raw[start:end].lower())
+    return frozenset(out)
+
+
+def word_overlap(graded: str, direction: str) -> float:
+    """|graded ∩ direction| / |graded| over the word sets of :func:`word_set`: the share of the
+    graded prompt's distinct words that the direction prompt also has (0.0 for a prompt without
+    words). Not symmetric: the graded (test) prompt is the denominator."""
+    g = word_set(graded)
+    if not g:
+        return 0.0
+    return len(g & word_set(direction)) / len(g)
+
+
+@dataclass(frozen=True)
+class OverlapPair:
+    """A graded prompt that shares more than :data:`OVERLAP_LIMIT` of its words with a direction prompt."""
+
+    word: str
+    graded: str
+    level: int  # nominal level: +k sense A, -k sense B, 0 neutral
+    direction: str
+    direction_sense: str
+    shared: int  # |graded ∩ direction|
+    n_graded_words: int  # |graded|
+    overlap: float
+
+    def describe(self) -> str:
+        return (f"graded prompt {self.graded!r} (level {self.level:+d}) shares {self.shared} of its "
+                f"{self.n_graded_words} words ({self.overlap:.2f} > {OVERLAP_LIMIT}) with direction "
+                f"{self.direction_sense} prompt {self.direction!r}; the test prompt repeats the data "
+                "that builds the direction")
+
+
+def overlapping_pairs(word_stimuli: WordStimuli, limit: float = OVERLAP_LIMIT) -> list[OverlapPair]:
+    """Every (graded prompt, direction prompt) pair of one word with :func:`word_overlap` > ``limit``,
+    graded prompts in level order (-4 .. +4), direction prompts in file order (A then B)."""
+    directions = [(p.text, p.sense, word_set(p.text)) for p in word_stimuli.direction_prompts()]
+    found = []
+    for g in word_stimuli.graded_prompts():
+        gw = word_set(g.text)
+        if not gw:
+            continue
+        for text, sense, dw in directions:
+            shared = len(gw & dw)
+            if shared / len(gw) > limit:
+                found.append(OverlapPair(word_stimuli.word, g.text, g.level, text, sense, shared, len(gw),
+                                         shared / len(gw)))
+    return found
+
+
 # -- tokenization --------------------------------------------------------------------------------
 
 def tokenization_choice(tokenizer) -> dict:
@@ -299,6 +382,8 @@ def check_stimuli(stimuli: Stimuli, tokenizer) -> StimuliCheck:
                     found.append(f"prompt {text!r} appears twice ({where})")
                 else:
                     seen[key] = set_name
+        # a graded prompt that repeats most of a direction prompt
+        found += [pair.describe() for pair in overlapping_pairs(ws)]
         prompts = ws.direction_prompts() + ws.graded_prompts()
         graded_lengths: dict[int, list[str]] = {}
         for p in prompts:

@@ -99,7 +99,7 @@ def tiny_tokenizer(tmp_path_factory):
 def _tiny_doc() -> dict:
     """A two-word stimuli document whose graded prompts are three one-token words under the tiny
     tokenizer (so token counts are equal)."""
-    firsts, seconds = ["The", "A", "He"], ["the", "to", "of"]
+    firsts, seconds = ["X", "Q", "Z"], ["y", "j", "k"]
     def graded(word):
         combos = [f"{a} {b} {word}" for a in firsts for b in seconds]
         return {"0": combos[:1], "A": {str(k): [combos[k]] for k in range(1, 5)},

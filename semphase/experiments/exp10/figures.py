@@ -71,9 +71,16 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
             ax.set_xlabel("rank")
             ax.set_ylabel("|ΔPPL|")
             ax.legend(fontsize=7)
-        mle = ev["stats"].get("heavy_tail_mle", {})
-        best = mle.get("best_by_aic", "n/a")
-        fig.suptitle(f"{ev['model']}: rank plot; best by AIC (ML, x >= x_min): {best}")
+        ht = ev["stats"].get("heavy_tail") or {}
+        if "xmin" in ht:
+            pe = ht["powerlaw_vs_exponential"]
+            title = (f"powerlaw ({ev['stats'].get('heavy_tail_tokens', '')} tokens): x_min {ht['xmin']:.3g}, "
+                     f"tail {ht['n_tail']}, α {ht['alpha']:.2f}; vs exponential R {pe['R']:.2f} (p {pe['p']:.2g})")
+            for ax in axes:
+                ax.axhline(ht["xmin"], color="tab:green", ls=":", lw=1)
+        else:
+            title = "no heavy-tail fit"
+        fig.suptitle(f"{ev['model']}: rank plot; {title}", fontsize=9)
         out.append(_save(fig, d / f"exp10b_zipf_{tag}.png"))
 
     curves = ev.get("curves") or {}
@@ -147,20 +154,30 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
 
     if ev.get("harmful") and "joint_zero_delta" in ev["harmful"]:
         h = ev["harmful"]
-        names = ["sum of individual (zero)", "joint zero"]
+        names = ["in-sample: sum", "in-sample: joint"]
         vals = [h["sum_individual_delta"], h["joint_zero_delta"]]
-        if "joint_mean_delta" in h:
-            names.append("joint mean")
-            vals.append(h["joint_mean_delta"])
         hh = ev.get("harmful_heldout") or {}
         if "interaction" in hh:
             names += ["held-out: sum", "held-out: joint"]
-            vals += [hh["sum_individual_delta_eval"], hh["joint_zero_delta_eval"]]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar(range(len(vals)), vals, color=["tab:gray", "tab:red", "tab:blue", "tab:gray", "tab:red"][: len(vals)])
+            vals += [hh["sum_individual_delta"], hh["joint_delta"]]
+        null = hh.get("null_random_sets")
+        fig, axes = plt.subplots(1, 2 if null else 1, figsize=(12 if null else 7, 4), squeeze=False)
+        ax = axes[0][0]
+        ax.bar(range(len(vals)), vals, color=["tab:gray", "tab:red"] * 2)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(vals)), names, rotation=20, fontsize=8)
         ax.set_ylabel("ΔPPL")
-        ax.set_title(f"{ev['model']}: {len(h['heads'])} harmful heads (zero ΔPPL < 0)")
+        ax.set_title(f"{len(h['heads'])} harmful heads (zero ΔPPL < 0 on the rank range)", fontsize=9)
+        if null:
+            ax = axes[0][1]
+            ax.hist(null["interaction"], bins=20, color="tab:gray", label=f"random sets of {null['set_size']} ({null['n']})")
+            ax.axvline(null["q95"], color="k", ls="--", lw=1, label="null 95th percentile")
+            ax.axvline(hh["interaction"], color="tab:red", lw=2, label=f"harmful set {hh['interaction']:+.4f}")
+            if "least_important" in hh:
+                ax.axvline(hh["least_important"]["interaction"], color="tab:blue", lw=1.5,
+                           label=f"least-important set {hh['least_important']['interaction']:+.4f}")
+            ax.set_xlabel("held-out interaction: joint ΔPPL - sum of individual ΔPPL")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{ev['model']}: harmful heads (C22)")
         out.append(_save(fig, d / f"exp10h_harmful_heads_{tag}.png"))
     return out

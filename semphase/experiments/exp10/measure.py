@@ -31,8 +31,9 @@ from ...cache import EvidenceStore
 from ...data import TokenSet
 from ...errors import SemphaseError
 from ...provenance import run_provenance
-from ...stats import (boot_ppl, bootstrap_weights, correlation, heavy_tail_comparison, interval, ppl,
-                      removable, zipf_fit)
+from ...ablation import BLOCK
+from ...stats import (N_BOOT, boot_ppl, correlation, heavy_tail_comparison, heavy_tail_powerlaw, interval, ppl, removable,
+                      removable_replicates, resampling, zipf_fit)
 from . import EXPERIMENT
 
 PARTS = "".join(EXPERIMENT.parts)
@@ -64,15 +65,19 @@ def grid(n_total: int, original: list[int] | None = None, original_n: int | None
 
 
 def refine(steps: list[int], ratios: list[float], n_total: int) -> list[int]:
-    """Every integer step between each threshold's count and the next grid step, so that the
-    thresholds are resolved to one head."""
-    extra = set()
+    """Every integer step inside each grid interval that crosses a threshold (the curves are not
+    monotone, so an interval may cross one threshold more than once along the grid): thresholds
+    are then resolved to one head wherever the curve crosses them."""
+    extra: set[int] = set()
     for t in THRESHOLDS:
-        k = removable(steps, ratios, t)
-        later = [s for s in steps if s > k]
-        if later:
-            extra |= set(range(k + 1, min(later[0], n_total + 1)))
+        for (a, ra), (b, rb) in zip(zip(steps, ratios), zip(steps[1:], ratios[1:])):
+            if (ra <= t) != (rb <= t) and b - a > 1:
+                extra |= set(range(a + 1, min(b, n_total + 1)))
     return sorted(set(steps) | extra)
+
+
+ORIGINAL_RATIO_DIGITS = 4  # the original printed and compared ratios to 4 decimals
+ORIGINAL_DELTA_DIGITS = 6  # and ΔPPL to 6: reproduction curves round as it did before sorting
 
 
 def _label(l: int, h: int) -> str:
@@ -100,8 +105,11 @@ def _ranking(ppl_lh: np.ndarray, delta: np.ndarray, kind: str) -> list[dict]:
     return rows
 
 
-def _ascending_order(delta: np.ndarray, min_layer: int = 0) -> list[list[int]]:
-    """Heads ordered by |ΔPPL| ascending (least important first), ties by (layer, head)."""
+def _ascending_order(delta: np.ndarray, min_layer: int = 0, digits: int | None = None) -> list[list[int]]:
+    """Heads ordered by |ΔPPL| ascending (least important first), ties by (layer, head); with
+    ``digits``, ΔPPL rounded first (as the original did)."""
+    if digits is not None:
+        delta = np.round(delta, digits)
     L, H = delta.shape
     heads = [(l, h) for l in range(min_layer, L) for h in range(H)]
     heads.sort(key=lambda lh: (abs(delta[lh]), lh))
@@ -109,48 +117,60 @@ def _ascending_order(delta: np.ndarray, min_layer: int = 0) -> list[list[int]]:
 
 
 class Exp10Run:
-    """State shared by the parts of one measurement."""
+    """State shared by the parts of one measurement.
+
+    ``ts`` is the rank range (the original's data at the quick budget): rankings, means and the
+    in-sample curves come from it. ``eval_ts`` is the held-out range after it: held-out curves and
+    effects are measured there, with intervals that resample chunks (a cluster bootstrap) when
+    it has at least 8, else blocks (said in the evidence).
+    """
 
     def __init__(self, lm, ts: TokenSet, budget: Budget, store: EvidenceStore,
                  progress: sweeps.Progress, head_batch: int = 1, seed: int = 0,
-                 layers: list[int] | None = None):
+                 layers: list[int] | None = None, eval_ts: TokenSet | None = None):
         self.lm = lm
         self.layers = layers
         self.ts = ts
+        self.eval_ts = eval_ts
         self.budget = budget
         self.store = store
         self.progress = progress
         self.engine = AblationEngine(lm, head_batch=head_batch)
         self.seed = seed
         self.cnt = sweeps.counts(ts)
-        self.heldout = ts.n_chunks >= 2
-        if self.heldout:
-            self.rank_ts, self.eval_ts = ts.split_heldout()
-            half = self.rank_ts.n_chunks
-            self.rank_idx = list(range(half))
-            self.eval_idx = list(range(half, ts.n_chunks))
+        self.heldout = eval_ts is not None
         self.n_total = lm.n_heads_total
+        if self.heldout:
+            self.eval_w, self.eval_unit = resampling(eval_ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
+        self.in_w, self.in_unit = resampling(ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
         # filled in by the parts, in order
-        self.base_blocks = self.zero = self.zero_delta = None
-        self.base = self.base_rank = self.base_eval = None
-        self.means_all = self.mean_delta = self.means_rank = None
+        self.base_blocks = self.base_eval_blocks = self.zero = self.zero_eval = self.zero_delta = None
+        self.base = self.base_eval = None
+        self.means_all = self.mean_delta = None
         self.timing: dict[str, float] = {}
 
-    def P(self, blocks: np.ndarray, idx: list[int] | None = None) -> np.ndarray:
-        """Perplexity of per-block sums over all chunks, or the chunks ``idx``."""
-        if idx is not None:
-            blocks = blocks[..., idx, :]
+    def P(self, blocks: np.ndarray) -> np.ndarray:
         return ppl(blocks, self.cnt)
 
-    def weights(self, n_chunks: int) -> np.ndarray:
-        return bootstrap_weights(n_chunks * len(self.cnt), seed=self.seed)
+    def boot_delta(self, blocks: np.ndarray, base_blocks: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Bootstrap replicates of ΔPPL = PPL(blocks)/PPL(base) - 1, paired (same resample):
+        blocks [..., chunk, block] -> [n_boot, ...]."""
+        b = boot_ppl(blocks, self.cnt, w)
+        base = boot_ppl(base_blocks, self.cnt, w)
+        return b / base.reshape((-1,) + (1,) * (b.ndim - 1)) - 1
 
-    def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_ppl: float,
-                     means=None, means_tokens=None, fine: bool = False, description: str = "") -> dict:
+    def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_blocks: np.ndarray,
+                     means=None, means_tokens=None, fine: bool = False, description: str = "",
+                     original: bool = False, weights: np.ndarray | None = None, unit: str = "") -> dict:
+        """A cumulative curve: ratios to the baseline of the same tokens, thresholds, and (with
+        ``weights``) bootstrap intervals of each threshold's head count. ``original``: the
+        original's protocol (ratios rounded to 4 decimals before the thresholds)."""
+        base_ppl = float(self.P(base_blocks))
         blocks = sweeps.curve(self.engine, ts, kind, order, steps, self.store, means, means_tokens,
                               name=name, progress=self.progress)
         ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-        coarse = {str(t): removable(steps, ratios, t) for t in THRESHOLDS}
+        judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+        coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         if fine:
             fine_steps = refine(steps, ratios, len(order))
             if fine_steps != steps:
@@ -158,26 +178,38 @@ class Exp10Run:
                                       means_tokens, name=name + " (fine)", progress=self.progress)
                 steps = fine_steps
                 ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-        return {
+                judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+        rec = {
             "name": name,
             "description": description,
             "ablation": kind,
             "tokens": ts.meta.get("subset", "all"),
+            "token_range": ts.meta.get("token_range"),
             "n_candidates": len(order),
             "order": order,
             "steps": list(steps),
             "ppl": [r * base_ppl for r in ratios],
             "ratio": ratios,
             "baseline_ppl": base_ppl,
-            "thresholds": {str(t): removable(steps, ratios, t) for t in THRESHOLDS},
+            "thresholds": {str(t): removable(steps, judged, t) for t in THRESHOLDS},
             "thresholds_coarse_grid": coarse,
+            "ratios_rounded_as_original": original,
         }
+        if weights is not None:
+            bratio = boot_ppl(blocks, self.cnt, weights) / boot_ppl(base_blocks, self.cnt, weights)[:, None]
+            reps = {str(t): removable_replicates(steps, bratio, t) for t in THRESHOLDS}
+            rec["thresholds_ci95"] = {t: list(interval(r)) for t, r in reps.items()}
+            rec["interval_unit"] = unit
+            self._replicates = getattr(self, "_replicates", {})
+            self._replicates[name] = reps
+        return rec
 
 
 # -- the parts, in order; each reads what earlier parts left on ``run`` and writes into ``ev`` ------
 
 def part_a(run: Exp10Run, ev: dict) -> None:
-    """Single-head zero-ablation of every head (of the swept layers)."""
+    """Single-head zero-ablation of every head (of the swept layers) on the rank range, and of
+    every head on the held-out range."""
     H = run.lm.n_heads
     run.zero = sweeps.single_sweep(run.engine, run.ts, "zero", run.store, run.layers, progress=run.progress)
     zero_ppl = run.P(run.zero)
@@ -186,47 +218,61 @@ def part_a(run: Exp10Run, ev: dict) -> None:
     ranked = sorted(((float(run.zero_delta[l, h]), l, h) for l in ev["layers"] for h in range(H)), reverse=True)
     ev["zero"]["top10"] = [{"layer": l, "head": h, "delta_ppl": d, "ppl": float(zero_ppl[l, h])}
                            for d, l, h in ranked[:10]]
-    if run.heldout:
-        ev["zero"]["delta_rank"] = (run.P(run.zero, run.rank_idx) / run.base_rank - 1).tolist()
-        ev["zero"]["delta_eval"] = (run.P(run.zero, run.eval_idx) / run.base_eval - 1).tolist()
+    if run.heldout and ev["all_layers"]:
+        run.zero_eval = sweeps.single_sweep(run.engine, run.eval_ts, "zero", run.store, None,
+                                            progress=run.progress)
+        ev["zero"]["delta_eval"] = (run.P(run.zero_eval) / run.base_eval - 1).tolist()
 
 
 def part_b(run: Exp10Run, ev: dict) -> None:
-    """Statistics of the zero ΔPPL distribution, the Zipf fit, the ML comparison, layer-0 share."""
+    """The zero ΔPPL distribution: the original's statistics and Zipf fit on the rank range;
+    the layer-0 share (interval over chunks) and the heavy-tail comparison (``powerlaw``) on the
+    held-out range when there is one."""
     zero_delta = run.zero_delta
-    weights = run.weights(run.ts.n_chunks)
-    bz = boot_ppl(run.zero, run.cnt, weights)  # [n_boot, L, H]
-    bb = boot_ppl(run.base_blocks, run.cnt, weights)  # [n_boot]
-    bdelta = bz / bb[:, None, None] - 1
-    pos = np.clip(zero_delta, 0, None)
-    share = float(pos[0].sum() / pos.sum()) if pos.sum() > 0 else float("nan")
-    bpos = np.clip(bdelta, 0, None)
-    bshare = bpos[:, 0].sum(axis=1) / np.maximum(bpos.sum(axis=(1, 2)), 1e-300)
-    fit = zipf_fit(zero_delta)
     layer_means = zero_delta.mean(axis=1)
+    fit = zipf_fit(zero_delta)
     ev["stats"] = {
         **_distribution_stats(zero_delta),
         "zipf_fit": None if fit is None else {"C": fit.C, "alpha": fit.alpha, "n_positive": fit.n_positive},
-        "heavy_tail_mle": heavy_tail_comparison(zero_delta.ravel()),
-        "layer0_share": share,
-        "layer0_share_ci95": interval(bshare),
+        "heavy_tail_in_sample": heavy_tail_powerlaw(zero_delta.ravel()),
+        "heavy_tail_mle_xmin_smallest": heavy_tail_comparison(zero_delta.ravel()),
         "layer0_mean_over_rest_mean": float(layer_means[0] / layer_means[1:].mean())
         if layer_means[1:].mean() != 0 else float("inf"),
         "top10_in_layer0": sum(1 for r in ev["zero"]["top10"] if r["layer"] == 0),
     }
+    # the layer-0 share, on the held-out range when there is one (else in-sample)
+    if run.heldout:
+        blocks, base_blocks, w, unit, where = run.zero_eval, run.base_eval_blocks, run.eval_w, run.eval_unit, "eval"
+        delta = np.asarray(ev["zero"]["delta_eval"])
+    else:
+        blocks, base_blocks, w, unit, where = run.zero, run.base_blocks, run.in_w, run.in_unit, "rank"
+        delta = zero_delta
+    pos = np.clip(delta, 0, None)
+    bpos = np.clip(run.boot_delta(blocks, base_blocks, w), 0, None)  # [n_boot, L, H]
+    bshare = bpos[:, 0].sum(axis=1) / np.maximum(bpos.sum(axis=(1, 2)), 1e-300)
+    ev["stats"].update({
+        "layer0_share": float(pos[0].sum() / pos.sum()) if pos.sum() > 0 else float("nan"),
+        "layer0_share_ci95": interval(bshare),
+        "layer0_share_tokens": where,
+        "layer0_share_unit": unit,
+        "heavy_tail": heavy_tail_powerlaw(delta.ravel()),
+        "heavy_tail_tokens": where,
+    })
 
 
 def part_c(run: Exp10Run, ev: dict) -> None:
-    """Cumulative zero-ablation: in-sample on the original grid, held-out on a fine grid."""
+    """Cumulative zero-ablation: in-sample on the original grid (the original's rounding), and
+    ranked on the rank range, evaluated on the held-out range (refined at every crossing)."""
     curves = ev.setdefault("curves", {})
     curves["zero_all"] = run.curve_record(
-        "zero_all", "zero", _ascending_order(run.zero_delta), grid(run.n_total, ORIGINAL_GRID, 144), run.ts, run.base,
-        description="zero-ablation, all heads, ranked and evaluated on the same tokens (original protocol)")
+        "zero_all", "zero", _ascending_order(run.zero_delta, digits=ORIGINAL_DELTA_DIGITS),
+        grid(run.n_total, ORIGINAL_GRID, 144), run.ts, run.base_blocks, original=True,
+        description="zero-ablation, all heads, ranked and evaluated on the rank range (original protocol)")
     if run.heldout:
         curves["zero_all_heldout"] = run.curve_record(
-            "zero_all_heldout", "zero", _ascending_order(np.asarray(ev["zero"]["delta_rank"])), grid(run.n_total),
-            run.eval_ts, run.base_eval, fine=True,
-            description="zero-ablation, all heads, ranked on the rank half, evaluated on the eval half")
+            "zero_all_heldout", "zero", _ascending_order(run.zero_delta), grid(run.n_total), run.eval_ts,
+            run.base_eval_blocks, fine=True, weights=run.eval_w, unit=run.eval_unit,
+            description="zero-ablation, all heads, ranked on the rank range, evaluated on the held-out range")
 
 
 def part_d(run: Exp10Run, ev: dict) -> None:
@@ -238,8 +284,8 @@ def part_d(run: Exp10Run, ev: dict) -> None:
 
 
 def part_e(run: Exp10Run, ev: dict) -> None:
-    """Single-head mean-ablation with in-sample means; with held-out means on the rank half; the
-    top head's constant-bias test on the eval half."""
+    """Single-head mean-ablation with means from the rank range; the top head's constant-bias
+    test on the held-out range."""
     ts, store, progress = run.ts, run.store, run.progress
     zero_delta = run.zero_delta
     run.means_all = sweeps.head_means(run.engine, ts, store, progress)
@@ -248,7 +294,7 @@ def part_e(run: Exp10Run, ev: dict) -> None:
     run.mean_delta = mean_delta = mean_ppl / run.base - 1
     flips = (np.sign(mean_delta) != np.sign(zero_delta)) & (zero_delta != 0)
     ev["mean"] = {
-        "means_tokens": "all (in-sample, as the original)",
+        "means_tokens": "the rank range (in-sample for the original's protocol; held out from the eval range)",
         "heads": _ranking(mean_ppl, mean_delta, "mean"),
         "stats": _distribution_stats(mean_delta),
         "zero_stats": _distribution_stats(zero_delta),
@@ -258,32 +304,28 @@ def part_e(run: Exp10Run, ev: dict) -> None:
     }
     if not run.heldout:
         return
-    run.means_rank = sweeps.head_means(run.engine, run.rank_ts, store, progress)
-    mean_r = sweeps.single_sweep(run.engine, run.rank_ts, "mean", store, None, run.means_rank,
-                                 run.rank_ts.fingerprint, progress)
-    ev["mean"]["delta_rank_heldout_means"] = (run.P(mean_r) / run.base_rank - 1).tolist()
-    # The model's own top head (largest zero ΔPPL on the rank half): is it a constant bias?
-    zr = np.asarray(ev["zero"]["delta_rank"])
-    tl, th = map(int, np.unravel_index(np.argmax(zr), zr.shape))
-    top_mean = sweeps.joint(run.engine, run.eval_ts, "mean", [(tl, th)], store, run.means_rank,
-                            run.rank_ts.fingerprint, name=f"L{tl}H{th} mean (eval)", progress=progress)
-    eval_zero = run.zero[tl, th][run.eval_idx]
-    eval_base = run.base_blocks[run.eval_idx]
-    w = run.weights(run.eval_ts.n_chunks)
-    bzero = boot_ppl(eval_zero, run.cnt, w) / boot_ppl(eval_base, run.cnt, w) - 1
-    bmean = boot_ppl(top_mean, run.cnt, w) / boot_ppl(eval_base, run.cnt, w) - 1
+    # The model's own top head (largest zero ΔPPL on the rank range): is it a constant bias?
+    tl, th = map(int, np.unravel_index(np.argmax(zero_delta), zero_delta.shape))
+    top_mean = sweeps.joint(run.engine, run.eval_ts, "mean", [(tl, th)], store, run.means_all, ts.fingerprint,
+                            name=f"L{tl}H{th} mean (eval)", progress=progress)
+    eval_zero = run.zero_eval[tl, th]
+    bzero = run.boot_delta(eval_zero, run.base_eval_blocks, run.eval_w)
+    bmean = run.boot_delta(top_mean, run.base_eval_blocks, run.eval_w)
     with np.errstate(divide="ignore", invalid="ignore"):
         bratio = np.where(bmean > 0, bzero / bmean, np.inf)
+        bshare = 1 - bmean / bzero
     z_eval = float(ppl(eval_zero, run.cnt) / run.base_eval - 1)
     m_eval = float(ppl(top_mean, run.cnt) / run.base_eval - 1)
     ev["top_head"] = {
         "head": [tl, th], "label": _label(tl, th),
-        "zero_delta_rank": float(zr[tl, th]),
-        "zero_delta_eval": z_eval,
-        "mean_delta_eval_heldout_means": m_eval,
+        "zero_delta_rank": float(zero_delta[tl, th]),
+        "zero_delta_eval": z_eval, "zero_delta_eval_ci95": interval(bzero),
+        "mean_delta_eval": m_eval, "mean_delta_eval_ci95": interval(bmean),
         "ratio_zero_over_mean": z_eval / m_eval if m_eval > 0 else float("inf"),
         "ratio_ci95": interval(bratio),
         "bias_share": 1 - m_eval / z_eval if z_eval else None,
+        "bias_share_ci95": interval(bshare),
+        "interval_unit": run.eval_unit,
     }
 
 
@@ -292,46 +334,80 @@ def part_f(run: Exp10Run, ev: dict) -> None:
     H = run.lm.n_heads
     curves = ev.setdefault("curves", {})
     curves["mean_l0p"] = run.curve_record(
-        "mean_l0p", "mean", _ascending_order(run.mean_delta, 1), grid(run.n_total - H, ORIGINAL_L0P_GRID, 132),
-        run.ts, run.base, run.means_all, run.ts.fingerprint,
+        "mean_l0p", "mean", _ascending_order(run.mean_delta, 1, ORIGINAL_DELTA_DIGITS),
+        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132), run.ts, run.base_blocks, run.means_all, run.ts.fingerprint,
+        original=True,
         description="mean-ablation (in-sample means), layer 0 protected, in-sample ranking (original protocol)")
     if run.heldout:
-        mr = np.asarray(ev["mean"]["delta_rank_heldout_means"])
         curves["mean_l0p_heldout"] = run.curve_record(
-            "mean_l0p_heldout", "mean", _ascending_order(mr, 1), grid(run.n_total - H), run.eval_ts, run.base_eval,
-            run.means_rank, run.rank_ts.fingerprint, fine=True,
-            description="mean-ablation with means from the rank half, layer 0 protected, ranked on the rank "
-                        "half, evaluated on the eval half")
+            "mean_l0p_heldout", "mean", _ascending_order(run.mean_delta, 1), grid(run.n_total - H), run.eval_ts,
+            run.base_eval_blocks, run.means_all, run.ts.fingerprint, fine=True, weights=run.eval_w,
+            unit=run.eval_unit,
+            description="mean-ablation with means and ranking from the rank range, layer 0 protected, evaluated "
+                        "on the held-out range")
 
 
 def part_g(run: Exp10Run, ev: dict) -> None:
     """The layer-0-protected zero curves beside the mean ones (the three curves), in-sample and
-    held-out."""
+    held-out, and the held-out mean-minus-zero difference at 1.1x with its interval."""
     H = run.lm.n_heads
     curves = ev.setdefault("curves", {})
     curves["zero_l0p"] = run.curve_record(
-        "zero_l0p", "zero", _ascending_order(run.zero_delta, 1), grid(run.n_total - H, ORIGINAL_L0P_GRID, 132),
-        run.ts, run.base, description="zero-ablation, layer 0 protected, in-sample ranking (original protocol)")
+        "zero_l0p", "zero", _ascending_order(run.zero_delta, 1, ORIGINAL_DELTA_DIGITS),
+        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132), run.ts, run.base_blocks, original=True,
+        description="zero-ablation, layer 0 protected, in-sample ranking (original protocol)")
     if run.heldout:
-        zr = np.asarray(ev["zero"]["delta_rank"])
         curves["zero_l0p_heldout"] = run.curve_record(
-            "zero_l0p_heldout", "zero", _ascending_order(zr, 1), grid(run.n_total - H), run.eval_ts,
-            run.base_eval, fine=True,
-            description="zero-ablation, layer 0 protected, ranked on the rank half, evaluated on the eval half")
+            "zero_l0p_heldout", "zero", _ascending_order(run.zero_delta, 1), grid(run.n_total - H), run.eval_ts,
+            run.base_eval_blocks, fine=True, weights=run.eval_w, unit=run.eval_unit,
+            description="zero-ablation, layer 0 protected, ranked on the rank range, evaluated on the held-out range")
+        reps = getattr(run, "_replicates", {})
+        if "mean_l0p_heldout" in reps:
+            diff = reps["mean_l0p_heldout"]["1.1"] - reps["zero_l0p_heldout"]["1.1"]  # paired: same resamples
+            ev["mean_minus_zero_l0p_heldout"] = {
+                "at": "1.1", "value": curves["mean_l0p_heldout"]["thresholds"]["1.1"]
+                - curves["zero_l0p_heldout"]["thresholds"]["1.1"],
+                "ci95": list(interval(diff)), "unit": run.eval_unit}
+
+
+def _interaction(run: Exp10Run, heads: list[tuple[int, int]], name: str) -> dict:
+    """Joint zero-ablation of ``heads`` on the held-out range against the sum of their
+    individual effects there (relative ΔPPL and log-PPL), with paired intervals."""
+    jz = sweeps.joint(run.engine, run.eval_ts, "zero", heads, run.store, name=name, progress=run.progress)
+    idx_l = [l for l, _ in heads]
+    idx_h = [h for _, h in heads]
+    indiv = run.zero_eval[idx_l, idx_h]  # [k, chunk, block]
+    base = run.base_eval
+    ind = ppl(indiv, run.cnt) / base - 1
+    joint_d = float(ppl(jz, run.cnt) / base - 1)
+    bind = run.boot_delta(indiv, run.base_eval_blocks, run.eval_w)  # [n_boot, k]
+    bjoint = run.boot_delta(jz, run.base_eval_blocks, run.eval_w)
+    log_ind = np.log1p(ind)
+    return {
+        "n": len(heads), "heads": [[l, h] for l, h in heads],
+        "sum_individual_delta": float(ind.sum()), "sum_individual_delta_ci95": interval(bind.sum(axis=1)),
+        "joint_delta": joint_d, "joint_delta_ci95": interval(bjoint),
+        "interaction": joint_d - float(ind.sum()), "interaction_ci95": interval(bjoint - bind.sum(axis=1)),
+        "interaction_log_ppl": float(np.log1p(joint_d) - log_ind.sum()),
+        "interaction_log_ppl_ci95": interval(np.log1p(bjoint) - np.log1p(bind).sum(axis=1)),
+    }
 
 
 def part_h(run: Exp10Run, ev: dict) -> None:
-    """Harmful heads (zero ΔPPL < 0): joint versus summed effects, in-sample and held-out."""
+    """Harmful heads (zero ΔPPL < 0 on the rank range): in-sample joint vs summed effects (the
+    original's protocol); on the held-out range the sign flip, the interaction in ΔPPL and in
+    log-PPL, and its null: same-size sets of random heads and the least-important heads."""
     L, H = run.lm.n_layers, run.lm.n_heads
     ts, store, progress, zero_delta = run.ts, run.store, run.progress, run.zero_delta
-    harmful = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
+    rounded = np.round(zero_delta, ORIGINAL_DELTA_DIGITS)
+    harmful = [(l, h) for l in range(L) for h in range(H) if rounded[l, h] < 0]
     hz = {"heads": [[l, h] for l, h in harmful],
-          "individual_delta": [float(zero_delta[l, h]) for l, h in harmful],
-          "sum_individual_delta": float(sum(zero_delta[l, h] for l, h in harmful))}
+          "individual_delta": [float(rounded[l, h]) for l, h in harmful],
+          "sum_individual_delta": float(sum(rounded[l, h] for l, h in harmful))}
     if len(harmful) >= 1:
         jz = sweeps.joint(run.engine, ts, "zero", harmful, store, name="harmful joint zero", progress=progress)
         hz["joint_zero_ppl"] = float(ppl(jz, run.cnt))
-        hz["joint_zero_delta"] = hz["joint_zero_ppl"] / run.base - 1
+        hz["joint_zero_delta"] = round(hz["joint_zero_ppl"] / run.base - 1, ORIGINAL_DELTA_DIGITS)
         if run.means_all is not None:
             jm = sweeps.joint(run.engine, ts, "mean", harmful, store, run.means_all, ts.fingerprint,
                               name="harmful joint mean", progress=progress)
@@ -340,34 +416,36 @@ def part_h(run: Exp10Run, ev: dict) -> None:
     ev["harmful"] = hz
     if not run.heldout:
         return
-    zr = np.asarray(ev["zero"]["delta_rank"])
-    harm_r = [(l, h) for l in range(L) for h in range(H) if zr[l, h] < 0]
-    hh: dict = {"heads": [[l, h] for l, h in harm_r], "n": len(harm_r)}
-    if len(harm_r) >= 2:
-        jz = sweeps.joint(run.engine, run.eval_ts, "zero", harm_r, store,
-                          name="harmful joint zero (eval)", progress=progress)
-        w = run.weights(run.eval_ts.n_chunks)
-        eval_base = run.base_blocks[run.eval_idx]
-        bbase = boot_ppl(eval_base, run.cnt, w)
-        idx_l = [l for l, _ in harm_r]
-        idx_h = [h for _, h in harm_r]
-        indiv = run.zero[idx_l, idx_h][:, run.eval_idx]  # [k, chunk, block]
-        bind = boot_ppl(indiv, run.cnt, w) / bbase[:, None] - 1  # [n_boot, k]
-        bjoint = boot_ppl(jz, run.cnt, w) / bbase - 1
-        sum_ind = float((ppl(indiv, run.cnt) / run.base_eval - 1).sum())
-        joint_d = float(ppl(jz, run.cnt) / run.base_eval - 1)
-        hh.update({
-            "sum_individual_delta_eval": sum_ind,
-            "joint_zero_delta_eval": joint_d,
-            "interaction": joint_d - sum_ind,
-            "interaction_ci95": interval(bjoint - bind.sum(axis=1)),
-        })
+    harm = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
+    hh: dict = {"heads": [[l, h] for l, h in harm], "n": len(harm), "interval_unit": run.eval_unit}
+    if len(harm) >= 2:
+        hh.update(_interaction(run, harm, "harmful joint zero (eval)"))
+        k = len(harm)
+        harm_set = set(harm)
+        least = [tuple(x) for x in _ascending_order(zero_delta) if tuple(x) not in harm_set][:k]
+        hh["least_important"] = _interaction(run, sorted(least), "least-important joint zero (eval)")
+        rng = np.random.default_rng([run.seed, 22])
+        all_heads = [(l, h) for l in range(L) for h in range(H)]
+        null = []
+        n_sets = run.budget.null_sets
+        with run.progress.bar(n_sets, "C22 null: random head sets") as bar:
+            for i in range(n_sets):
+                pick = sorted(all_heads[j] for j in rng.choice(len(all_heads), size=k, replace=False))
+                r = _interaction(run, pick, f"random set {i} joint zero (eval)")
+                null.append({"interaction": r["interaction"], "interaction_log_ppl": r["interaction_log_ppl"]})
+                bar.update()
+        vals = np.array([x["interaction"] for x in null])
+        logs = np.array([x["interaction_log_ppl"] for x in null])
+        hh["null_random_sets"] = {
+            "n": n_sets, "set_size": k, "interaction": vals.tolist(), "q95": float(np.quantile(vals, 0.95)),
+            "median": float(np.median(vals)), "interaction_log_ppl_q95": float(np.quantile(logs, 0.95)),
+            "p_value": float((1 + np.sum(vals >= hh["interaction"])) / (1 + n_sets))}
     ev["harmful_heldout"] = hh
 
 
 PART_FUNCTIONS = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
                   "h": part_h}
-# timing keys of the evidence, as before the split
+# timing keys of the evidence
 _TIMING = {"a": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful"}
 
 
@@ -375,10 +453,13 @@ def _baseline(run: Exp10Run, ev: dict) -> None:
     run.base_blocks = sweeps.baseline(run.engine, run.ts, run.store, run.progress)
     run.base = float(run.P(run.base_blocks))
     if run.heldout:
-        run.base_rank = float(run.P(run.base_blocks, run.rank_idx))
-        run.base_eval = float(run.P(run.base_blocks, run.eval_idx))
-        ev["heldout"] = {"rank": run.rank_ts.describe(), "eval": run.eval_ts.describe(),
-                         "baseline_ppl_rank": run.base_rank, "baseline_ppl_eval": run.base_eval}
+        run.base_eval_blocks = sweeps.baseline(run.engine, run.eval_ts, run.store, run.progress)
+        run.base_eval = float(run.P(run.base_eval_blocks))
+        ev["heldout"] = {"rank": run.ts.describe(), "eval": run.eval_ts.describe(),
+                         "baseline_ppl_rank": run.base, "baseline_ppl_eval": run.base_eval,
+                         "interval_unit": run.eval_unit,
+                         "design": "rankings, means and harmful sets from the rank range (the original's tokens at "
+                                   "the quick budget); held-out curves and effects on the disjoint eval range"}
     else:
         ev["heldout"] = None
 
@@ -388,19 +469,26 @@ def measure(ctx) -> dict:
     from ...session import parse_layers
 
     layers = parse_layers(ctx.layers, ctx.lm.n_layers)
-    return measure_tokens(ctx.lm, ctx.tokens(), ctx.budget, ctx.store, ctx.parts or PARTS, layers,
-                          sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims)
+    ts = ctx.tokens()
+    return measure_tokens(ctx.lm, ts, ctx.budget, ctx.store, ctx.parts or PARTS, layers,
+                          sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims,
+                          eval_ts=ctx.eval_tokens(ts))
 
 
 def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts: str = PARTS,
                    layers: list[int] | None = None, progress: sweeps.Progress | None = None,
-                   head_batch: int = 1, seed: int = 0, asserts_claims: bool | None = None) -> dict:
-    """Measure exp10 on ``lm`` over ``ts`` and return the evidence (JSON-ready)."""
+                   head_batch: int = 1, seed: int = 0, asserts_claims: bool | None = None,
+                   eval_ts: TokenSet | None = None) -> dict:
+    """Measure exp10 on ``lm``: rankings on ``ts``, held-out effects on ``eval_ts`` (disjoint;
+    None: no held-out evidence). Returns the evidence (JSON-ready)."""
     from ...device import seed_everything
 
     seed_everything(seed)
     parts = expand_parts(parts)
-    run = Exp10Run(lm, ts, budget, store, progress or sweeps.Progress(False), head_batch, seed, layers)
+    if eval_ts is not None:
+        ts.meta.setdefault("subset", "rank")
+        eval_ts.meta.setdefault("subset", "eval")
+    run = Exp10Run(lm, ts, budget, store, progress or sweeps.Progress(False), head_batch, seed, layers, eval_ts)
     L, H = lm.n_layers, lm.n_heads
     all_layers = layers is None or sorted(set(layers)) == list(range(L))
     wall = time.perf_counter()
@@ -419,9 +507,8 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
     forward_seconds = time.perf_counter() - fwd_start
     run.timing["baseline"] = time.perf_counter() - t
     ev.update({"baseline_ppl": run.base, "forward_seconds_per_chunk": forward_seconds, "seed": seed,
-               "bootstrap": {"unit": f"block of {len(run.cnt) and int(run.cnt[0])} predicted tokens", "n_boot": 2000}})
-    heldout = ev.pop("heldout")
-    ev["heldout"] = heldout  # after the run description, as before
+               "bootstrap": {"unit_heldout": run.eval_unit if run.heldout else None, "unit_in_sample": run.in_unit,
+                             "n_boot": N_BOOT}})
     for part in parts:
         if part != "a" and not all_layers:
             ev["note"] = ("only layers " + ",".join(map(str, ev["layers"])) + " were swept; the parts that "
@@ -436,6 +523,8 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
     if all_layers:
         ev["engine_forwards"] = run.engine.forwards
     ev["provenance"] = run_provenance(lm, ts, seed, ev["timing"]["total"], store)
+    if eval_ts is not None:
+        ev["provenance"]["eval_data"] = eval_ts.describe()
     return ev
 
 

@@ -24,10 +24,22 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
         ("budget", f"{ev['budget']}: {ev['budget_description']}"),
         ("data", f"{d['source']}; {ev['n_tokens']} tokens = {d['n_chunks']} chunks x {d['ctx']}"
                  f"; text sha256 {d.get('text_sha256', 'n/a')[:16]}; tokens sha256 {d['tokens_sha256'][:16]}"),
-        ("held-out split", "n/a (one chunk)" if not ev.get("heldout") else
-         f"rank = chunks {ev['heldout']['rank']['chunk_range']}, eval = chunks {ev['heldout']['eval']['chunk_range']}"),
+        ("rank range", _range(d) + " (rankings, means, harmful sets, in-sample curves; the original's tokens at the "
+                                   "quick budget)"),
+        ("held-out range", "none: the data hold less than one chunk after the rank range" if not ev.get("heldout") else
+         _range(ev["heldout"]["eval"]) + f"; tokens sha256 {ev['heldout']['eval']['tokens_sha256'][:16]} (disjoint "
+         "from the rank range)"),
+        ("intervals", f"held-out: resample {(ev.get('heldout') or {}).get('interval_unit', 'n/a')}; in-sample: resample "
+                      f"{(ev.get('bootstrap') or {}).get('unit_in_sample', (ev.get('bootstrap') or {}).get('unit'))}; "
+                      f"{(ev.get('bootstrap') or {}).get('n_boot', 2000)} replicates, seed {ev.get('seed')}"),
         ("one forward of a chunk (C)", f"{ev['forward_seconds_per_chunk']:.3g} s"),
     ]
+
+
+def _range(d: dict) -> str:
+    r = d.get("token_range")
+    where = f"tokens {r[0]:,}-{r[1]:,}" if r else "tokens"
+    return f"{where}: {d['n_tokens']:,} tokens = {d['n_chunks']} chunks x {d['ctx']}"
 
 
 def section(rec: dict, layout: OutputLayout) -> list[str]:
@@ -39,8 +51,8 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
     lines = ["", "### Measurements", "", f"Baseline perplexity: {ev['baseline_ppl']:.4f} "
               f"({ev['n_predicted']} predicted tokens)."]
     if ev.get("heldout"):
-        lines.append(f"Rank half: {ev['heldout']['baseline_ppl_rank']:.4f}; eval half: "
-                     f"{ev['heldout']['baseline_ppl_eval']:.4f}.")
+        lines.append(f"Rank range: {ev['heldout']['baseline_ppl_rank']:.4f}; held-out range: "
+                     f"{ev['heldout']['baseline_ppl_eval']:.4f} ({ev['heldout']['eval']['n_predicted']} predicted tokens).")
     if ev.get("zero"):
         lines += ["", "Top 10 heads by zero-ablation ΔPPL:", "", "| rank | head | ΔPPL | ablated PPL |", "|---|---|---|---|"]
         for i, r in enumerate(ev["zero"]["top10"], 1):
@@ -48,22 +60,33 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
     if ev.get("stats"):
         s = ev["stats"]
         zf = s.get("zipf_fit") or {}
-        mle = s.get("heavy_tail_mle", {})
-        lines += ["", f"Zero-ablation statistics over {s['n_heads']} heads: |ΔPPL| < 1 %: {s['n_negligible_1pct']}; "
-                  f"< 10 %: {s['n_small_10pct']}; < 0: {s['n_negative']}; mean {pct(s['mean_delta_ppl'])}; "
-                  f"median {pct(s['median_delta_ppl'])}; max {pct(s['max_delta_ppl'])}; min {pct(s['min_delta_ppl'])}. "
-                  f"Zipf least-squares fit: α = {fmt(zf.get('alpha'))}, C = {fmt(zf.get('C'))}. "
-                  f"Layer-0 share of positive ΔPPL: {fmt(s['layer0_share'])} (95 % CI {fmt(s['layer0_share_ci95'])}). "
-                  f"ML comparison (x >= {fmt(mle.get('xmin'))}): best by AIC {mle.get('best_by_aic')}; Vuong R power law vs "
-                  f"lognormal {fmt((mle.get('vuong_powerlaw_vs_lognormal') or {}).get('R'))}, vs exponential "
-                  f"{fmt((mle.get('vuong_powerlaw_vs_exponential') or {}).get('R'))}."]
+        lines += ["", f"Zero-ablation statistics over {s['n_heads']} heads (rank range): |ΔPPL| < 1 %: "
+                  f"{s['n_negligible_1pct']}; < 10 %: {s['n_small_10pct']}; < 0: {s['n_negative']}; mean "
+                  f"{pct(s['mean_delta_ppl'])}; median {pct(s['median_delta_ppl'])}; max {pct(s['max_delta_ppl'])}; min "
+                  f"{pct(s['min_delta_ppl'])}. Zipf least-squares fit (the original's): α = {fmt(zf.get('alpha'))}, C = "
+                  f"{fmt(zf.get('C'))}. Layer-0 share of positive ΔPPL ({s.get('layer0_share_tokens', 'rank')} range): "
+                  f"{fmt(s['layer0_share'])} (95 % CI {fmt(s['layer0_share_ci95'])}, resampling "
+                  f"{s.get('layer0_share_unit', 'blocks')})."]
+        for key, label in (("heavy_tail", f"{s.get('heavy_tail_tokens', 'rank')} range"),
+                           ("heavy_tail_in_sample", "rank range")):
+            ht = s.get(key) or {}
+            if "xmin" in ht:
+                pe, pl = ht["powerlaw_vs_exponential"], ht["powerlaw_vs_lognormal"]
+                lines.append(f"Heavy tail ({label}; {ht['package']}, Clauset-Shalizi-Newman): x_min = {fmt(ht['xmin'])} "
+                             f"(KS), tail {ht['n_tail']} of {ht['n_positive']} positive ΔPPL, α = {fmt(ht['alpha'])} ± "
+                             f"{fmt(ht['alpha_se'], 2)}; power law vs exponential R = {fmt(pe['R'])} (p = {fmt(pe['p'], 2)}), "
+                             f"vs lognormal R = {fmt(pl['R'])} (p = {fmt(pl['p'], 2)}).")
     if ev.get("curves"):
         lines += ["", "Cumulative ablation (heads removable within 1.1x / 1.5x / 2.0x; fine-grid curves are resolved "
-                  "to one head near each threshold, their coarse-grid values in brackets):", "",
+                  "to one head wherever they cross a threshold, their coarse-grid values in parentheses; held-out curves give the "
+                  "95 % interval of each count in brackets, resampling chunks; in-sample curves judge ratios rounded to 4 "
+                  "decimals, as the original):", "",
                   "| curve | tokens | candidates | 1.1x | 1.5x | 2.0x | what |", "|---|---|---|---|---|---|---|"]
         for name, c in ev["curves"].items():
             th, co = c["thresholds"], c["thresholds_coarse_grid"]
-            cells = [f"{th[t]}" + (f" ({co[t]})" if co[t] != th[t] else "") for t in ("1.1", "1.5", "2.0")]
+            ci = c.get("thresholds_ci95") or {}
+            cells = [f"{th[t]}" + (f" ({co[t]})" if co[t] != th[t] else "")
+                     + (f" [{ci[t][0]:.0f}-{ci[t][1]:.0f}]" if t in ci else "") for t in ("1.1", "1.5", "2.0")]
             lines.append(f"| {name} | {c['tokens']} | {c['n_candidates']} | " + " | ".join(cells) + f" | {c['description']} |")
     if ev.get("mean"):
         s = ev["mean"]["stats"]
@@ -73,9 +96,10 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"{ev['mean']['n_sign_flips']}."]
     if ev.get("top_head"):
         t = ev["top_head"]
-        lines += ["", f"Top head {t['label']} (held-out): zero ΔPPL {pct(t['zero_delta_eval'])}, mean ΔPPL with "
-                  f"held-out means {pct(t['mean_delta_eval_heldout_means'])}, ratio {fmt(t['ratio_zero_over_mean'])} "
-                  f"(95 % CI {fmt(t['ratio_ci95'])})."]
+        lines += ["", f"Top head {t['label']} (largest zero ΔPPL on the rank range; held-out): zero ΔPPL "
+                  f"{pct(t['zero_delta_eval'])} (95 % CI {fmt(t.get('zero_delta_eval_ci95'))}), mean ΔPPL with means from "
+                  f"the rank range {pct(t.get('mean_delta_eval', t.get('mean_delta_eval_heldout_means')))}, ratio "
+                  f"{fmt(t['ratio_zero_over_mean'])} (95 % CI {fmt(t['ratio_ci95'])}), bias share {fmt(t.get('bias_share'))}."]
     if ev.get("harmful"):
         h = ev["harmful"]
         lines += ["", f"Harmful heads (zero ΔPPL < 0, in-sample): {len(h['heads'])}; sum of individual ΔPPL "
@@ -83,9 +107,18 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"{pct(h.get('joint_mean_delta'))}."]
         hh = ev.get("harmful_heldout") or {}
         if "interaction" in hh:
-            lines.append(f"Held-out ({hh['n']} heads from the rank half): sum {pct(hh['sum_individual_delta_eval'])}, "
-                         f"joint {pct(hh['joint_zero_delta_eval'])}, interaction {fmt(hh['interaction'])} "
-                         f"(95 % CI {fmt(hh['interaction_ci95'])}).")
+            lines.append(f"Held-out ({hh['n']} heads from the rank range): sum of individual ΔPPL "
+                         f"{pct(hh['sum_individual_delta'])} (95 % CI {fmt(hh['sum_individual_delta_ci95'])}), joint "
+                         f"{pct(hh['joint_delta'])} (95 % CI {fmt(hh['joint_delta_ci95'])}), interaction "
+                         f"{fmt(hh['interaction'])} (95 % CI {fmt(hh['interaction_ci95'])}); in log-PPL "
+                         f"{fmt(hh['interaction_log_ppl'])} (95 % CI {fmt(hh['interaction_log_ppl_ci95'])}); intervals "
+                         f"resample {hh.get('interval_unit')}.")
+            nl, li = hh.get("null_random_sets"), hh.get("least_important")
+            if nl:
+                lines.append(f"Null: {nl['n']} random sets of {nl['set_size']} heads: interaction median {fmt(nl['median'])}, "
+                             f"95th percentile {fmt(nl['q95'])} (log-PPL {fmt(nl['interaction_log_ppl_q95'])}), "
+                             f"p(null >= harmful) = {fmt(nl['p_value'])}; the {li['n']} least-important heads: "
+                             f"interaction {fmt(li['interaction'])} (log-PPL {fmt(li['interaction_log_ppl'])}).")
     if ev.get("layer"):
         means = ev["layer"]["mean_delta_ppl"]
         lines += ["", "Layer mean zero ΔPPL: " + ", ".join(f"L{i} {pct(v)}" for i, v in enumerate(means)) + "."]
