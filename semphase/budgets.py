@@ -21,12 +21,14 @@ class Budget:
     description: str
     eval_tokens: int | None = None  # the held-out range after the rank range; None: the rest of the split
     null_sets: int = 40  # null draws that each need forward passes (exp10's C22: random head sets)
+    refine: bool = True  # resolve held-out thresholds to one head (smoke: the coarse grid only)
+    grid_step: int = 10  # step of the cumulative grids (models other than GPT-2 small; smoke: 40)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
-                    "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws; "
-                    "checks the evidence is sane, asserts no claim", 256, 8),
+                    "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
+                    "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40),
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks)", 8192),

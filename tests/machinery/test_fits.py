@@ -497,3 +497,59 @@ def test_fits_module_imports_no_pytest():
     code = "import sys, semphase.fits; sys.exit('pytest' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert fits.MAXFEV == 20000
+
+
+# ---------------------------------------------------------------------------------------------
+# exp2's power law A*x^beta profiled exactly over beta (C4's estimator)
+# ---------------------------------------------------------------------------------------------
+
+@settings(deadline=None, max_examples=25)
+@given(beta=st.floats(0.2, 3.0), amp=st.floats(-2.0, 2.0).filter(lambda a: abs(a) > 0.2),
+       seed=st.integers(0, 1000))
+def test_power_law_profile_recovers_beta_and_beats_curve_fit(beta, amp, seed):
+    x = np.arange(30) / 30
+    y = amp * x ** beta + np.random.default_rng(seed).normal(0, 0.003, x.size)
+    p = fits.power_law_profile(x, y[None])
+    assert abs(p.beta[0] - beta) / beta < 0.1 and abs(p.amplitude[0] - amp) / abs(amp) < 0.1
+    # the refined optimum is the least-squares fit of the model: at least as good as curve_fit
+    cf = fit_model(EXP2_MODELS["power_law"], x, y)
+    assert p.rss[0] <= cf.rss * (1 + 1e-9) + 1e-15
+    assert p.rss[0] == pytest.approx(float(np.sum((y - EXP2_MODELS["power_law"](x, p.amplitude[0], p.beta[0])) ** 2)))
+
+
+def test_power_law_profile_is_exact_at_every_grid_beta():
+    x = np.arange(12) / 12
+    rng = np.random.default_rng(4)
+    y = np.stack([0.8 * x ** 1.3 + rng.normal(0, 0.01, 12), -0.4 * x ** 0.5 + rng.normal(0, 0.01, 12)])
+    p = fits.power_law_profile(x, y, refine=False)
+    for j in (0, 60, 120, 240):
+        b = p.beta_grid[j]
+        v = np.clip(x, fits.X_CLIP, None) ** b
+        for r in range(2):
+            a = np.clip((v @ y[r]) / (v @ v), -5, 5)
+            assert p.profile_rss[r, j] == pytest.approx(float(np.sum((y[r] - a * v) ** 2)), rel=1e-9, abs=1e-15)
+    assert np.all(p.rss == p.profile_rss.min(1)) and np.all(np.isin(p.beta, p.beta_grid))
+    assert p.profile_rss.shape == (2, fits.BETA_GRID.size) and p.bic().shape == (2,)
+    assert p.amplitude[1] < 0  # a negative response keeps its sign
+    refined = fits.power_law_profile(x, y)
+    assert np.all(refined.rss <= p.rss)
+
+
+def test_power_law_profile_flags_beta_on_a_bound_and_clips_the_amplitude():
+    x = np.arange(12) / 12
+    flat = np.full(12, 0.3)  # wants beta -> 0: the bound 0.01
+    steep = 4.0 * x ** 4.99 * 3  # amplitude 12 is clipped to 5
+    p = fits.power_law_profile(x, np.stack([flat, steep]))
+    assert p.on_bound()[0] and p.beta[0] == pytest.approx(0.01)
+    assert p.amplitude[1] == pytest.approx(5.0)
+
+
+def test_common_power_law_beta_is_accepted_when_shared_and_rejected_when_not():
+    x = np.arange(24) / 24
+    rng = np.random.default_rng(5)
+    shared = np.stack([a * x ** 1.2 + rng.normal(0, 0.005, 24) for a in (0.4, 0.8, 1.1)])
+    mixed = np.stack([0.8 * x ** b + rng.normal(0, 0.005, 24) for b in (0.4, 1.2, 3.0)])
+    ps = fits.common_parameter_lr(fits.power_law_profile(x, shared).profile_rss, [24] * 3)
+    pm = fits.common_parameter_lr(fits.power_law_profile(x, mixed).profile_rss, [24] * 3)
+    assert ps["p_value"] > 0.05 and pm["p_value"] < 1e-6
+    assert fits.BETA_GRID[ps["common_index"]] == pytest.approx(1.2, rel=0.05)

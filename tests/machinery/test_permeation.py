@@ -20,13 +20,23 @@ from test_stimuli import _tiny_doc
 pytestmark = pytest.mark.machinery
 
 
+def _graded(word: str) -> dict:
+    """Nine graded prompts "<X> <y> <word>" whose fillers are in no direction prompt of the tiny
+    documents (so no graded prompt repeats most of a direction prompt) and tokenize alike under the
+    tiny tokenizer (one token, then a space and a letter, then the target)."""
+    combos = [f"{a} {b} {word}" for a in ("X", "Q", "Z") for b in ("y", "j", "k")]
+    return {"0": combos[:1], "A": {str(k): [combos[k]] for k in range(1, 5)},
+            "B": {str(k): [combos[4 + k]] for k in range(1, 5)}}
+
+
 def _three_word_doc() -> dict:
     doc = _tiny_doc()
     doc["words"]["crane"] = copy.deepcopy(doc["words"]["bat"])
     w = doc["words"]["crane"]
     w["senses"] = {"A": "bird", "B": "machine"}
     w["direction"] = {"A": ["A tall crane", "The bird crane"], "B": ["The steel crane", "He drove the crane"]}
-    w["graded"] = json.loads(json.dumps(w["graded"]).replace(" bat", " crane"))
+    for word in ("bank", "bat", "crane"):
+        doc["words"][word]["graded"] = _graded(word)
     doc["controls"] = {"spring": ["The spring", "A spring"]}
     return doc
 
@@ -94,26 +104,9 @@ def test_common_beta_tests_accept_a_shared_beta_and_reject_different_ones():
 
 # -- claim rules --------------------------------------------------------------------------------------
 
-def test_exp2_and_exp3_claim_rules_at_their_boundaries():
+def test_exp3_claim_rules_at_their_boundaries():
+    """C9's truncated exponent and C8 across models (the rules of issue 9 are in test_semantic_rules.py)."""
     words = ["a", "b", "c"]
-    ev2 = {"words_used": words, "c4": {"cv": 0.31, "lr_common_beta": {"p_value": 0.01}, "beta_mean": 1.7, "beta_min": 1,
-                                        "beta_max": 2, "cv_ci95_over_words": [0.2, 0.4], "cochran_q": {},
-                                        "n_ci_contains_mean_field": 1, "best_model_counts": {}, "n_beta_on_grid_edge": 0},
-           "c5": {"n_below_bar_design": 1, "frac_below_bar_design": 1 / 3, "frac_below_bar_circular": 0,
-                  "median_relative_design": 1.0}}
-    assert registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_beta_not_universal").passed
-    ev2["c4"]["cv"] = 0.3
-    assert not registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_beta_not_universal").passed  # strict
-    assert registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_mean_field_beta_rejected").passed  # 2 of 3 exclude 0.5
-    ev2["c4"]["n_ci_contains_mean_field"] = 2
-    assert not registry.get("exp2").claims.evaluate(ev2, "test_c4_landau_mean_field_beta_rejected").passed
-    assert registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").passed
-    ev2["c5"]["n_below_bar_design"] = 3  # every word collapses: not "partial"
-    assert not registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").passed
-    ev2["asserts_claims"] = False
-    assert not registry.get("exp2").claims.evaluate(ev2, "test_c5_linear_response_holds_only_partly").asserted
-    assert not registry.get("exp2").claims.evaluate({"words_used": ["a"]}, "test_c4_landau_beta_not_universal").applicable
-
     ev3 = {"words_used": words, "c9": {"alpha_truncated_ci95": [0.95, 1.3], "alpha_truncated": 1.1, "best_truncated": "x"}}
     name = "test_c9_truncated_g_nearly_linear"
     assert registry.get("exp3").claims.evaluate(ev3, name).passed
@@ -149,6 +142,16 @@ def test_exp1_exp2_exp3_share_residuals_end_to_end_on_a_tiny_model(tiny_llama, t
     assert len(e3["g_mean"]) == L + 1 and len(e3["null_g_mean_random"]) == 20
     assert len(e2["words"]["bank"]["logit_lens"]["prompts"][0]["top1"]) == L + 1
     assert e3["c6"]["circular_r2_final_max_dev"] < 1e-9
+    # issue 9: the estimator and every interval's resampling unit are in the evidence
+    assert "power_law" in e2["c4"]["estimator"] and e2["c4"]["cv_ci_unit"].startswith("words")
+    assert e2["c5"]["frac_ci_unit"].startswith("words") and e2["c5"]["pattern_missing"] == ["rock", "spring", "bass", "light"]
+    assert e3["c7"]["unit"].startswith("words") and e3["c8"]["unit"].startswith("words")
+    assert e3["shape"]["drop_ci_unit"].startswith("words") and len(e3["c6"]["position"]["per_layer"]) == L + 1
+    assert e1["c3"]["shuffled_sense_directions"]["n"] == 20 and len(e1["c3"]["shuffled_sense_directions"]["frac_last_block"]) == 20
+    c3 = registry.get("exp1").claims.evaluate(e1, "test_c3_last_block_jump_beats_random_direction_null")
+    assert any("shuffled-sense" in c.name for c in c3.conditions)
+    c5 = registry.get("exp2").claims.evaluate(e2, "test_c5_linear_response_holds_only_partly")
+    assert "skipped: rock, spring, bass, light" in c5.reason and len(c5.conditions) == 2
     exps = {"exp2": registry.get("exp2"), "exp3": registry.get("exp3")}
     for name, ev in (("exp2", e2), ("exp3", e3)):
         claims = exps[name].claims.evaluate_all(ev)

@@ -283,7 +283,8 @@ def _ev(model="smollm2-135m", n_words=24, mean_tau=0.5, q95_tau=0.3, frac=0.3, q
         "c2": {"mean_tau": mean_tau, "frac_tau_positive": 1.0, "n_tau_positive": n_words,
                "original_words": {}, "null": {"n": 200, "q95": q95_tau, "mean": 0.0, "p_value": 0.01}},
         "c3": {"frac_last_block": frac, "n_last_block": 0, "n_block0": 0, "j_star": {},
-               "variant_mean_abs_jump": {}, "shuffled_sense_directions": {}, "last_block_share_of_abs_jumps": {},
+               "variant_mean_abs_jump": {}, "last_block_share_of_abs_jumps": {},
+               "shuffled_sense_directions": {"frac_last_block_q95": q95_frac, "frac_last_block_mean": 0.2},
                "null": {"n": 200, "q95": q95_frac, "mean": 0.2, "p_value_real_exceeds": 0.3}},
     }
 

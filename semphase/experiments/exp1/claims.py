@@ -95,21 +95,27 @@ def _claim_c3_statement(ev: dict) -> str:
     return ("the original's two-stage claim: the largest |Δσ_j| falls at the last block "
             f"(j = {L - 1}, l/L = {(L - 1) / L:.2f}) for at least 2/3 of the words (6/9 in the original), and "
             "that fraction exceeds the 95th percentile of the same fraction under random unit directions "
-            f"({n} draws per word), so the jump is not the last block's generic write alone. The review "
-            "predicted the null would explain it; the test asserts the original's conclusion")
+            f"({n} draws per word) and under shuffled-sense directions (C2's {n} splits of each word's direction "
+            "prompts, blind to the sense), so the jump is neither the last block's generic write nor a property of "
+            "any direction built from final-layer residuals. The review predicted the nulls would explain it; the "
+            "test asserts the original's conclusion")
 
 
 @rule("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", _claim_c3_statement, needs=_null_needs("c3"))
 def claim_c3(ev: dict, r: ClaimResult) -> None:
     c = ev["c3"]
+    sh = c["shuffled_sense_directions"]
     r.conditions.append(cond("fraction of words with j* = L-1", c["frac_last_block"], ">=", 2 / 3))
-    r.conditions.append(cond("fraction of words with j* = L-1 vs null 95th percentile", c["frac_last_block"], ">",
-                             c["null"]["q95"]))
+    r.conditions.append(cond("fraction of words with j* = L-1 vs random-direction null 95th percentile",
+                             c["frac_last_block"], ">", c["null"]["q95"]))
+    r.conditions.append(cond("fraction of words with j* = L-1 vs shuffled-sense null 95th percentile",
+                             c["frac_last_block"], ">", sh["frac_last_block_q95"]))
     r.numbers = {"frac_last_block": c["frac_last_block"], "n_last_block": c["n_last_block"], "n_block0": c["n_block0"],
                  "null_q95": c["null"]["q95"], "null_mean": c["null"]["mean"],
-                 "p_value_real_exceeds": c["null"]["p_value_real_exceeds"], "j_star": c["j_star"],
+                 "p_value_real_exceeds": c["null"]["p_value_real_exceeds"],
+                 "shuffled_q95": sh["frac_last_block_q95"], "shuffled_mean": sh["frac_last_block_mean"],
+                 "shuffled_p_value_real_exceeds": sh.get("p_value_real_exceeds"), "j_star": c["j_star"],
                  "variant_mean_abs_jump": c["variant_mean_abs_jump"],
-                 "shuffled_sense_directions": c["shuffled_sense_directions"],
                  "last_block_share_of_abs_jumps": c["last_block_share_of_abs_jumps"]}
 
 

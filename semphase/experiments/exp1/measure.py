@@ -9,8 +9,8 @@
 * C1: σ v1 and v2 curves of the v1-style pairs (same prefix, text added after the target),
   each prompt run alone;
 * C2 null: the mean τ under shuffled-sense splits of each word's direction prompts;
-* C3 null: the fraction of words whose largest |Δσ_j| is at the last block, under random
-  unit directions in place of ê_diff;
+* C3 nulls: the fraction of words whose largest |Δσ_j| is at the last block, under random
+  unit directions and under C2's shuffled-sense directions in place of ê_diff;
 * descriptive block geometry (rotation of the residual per block) for the ambiguous words'
   graded prompts and for unambiguous control words.
 
@@ -236,6 +236,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         share_null[:, k] = m[:, L - 1] / m.sum(1)
     frac = float(np.mean(j_real == L - 1)) if len(words) else float("nan")
     frac_null = (j_null == L - 1).mean(1) if len(words) else np.zeros(0)
+    frac_shuffled = (j_shuffled == L - 1).mean(1) if len(words) else np.zeros(0)
     share_real = [per_word[w]["mean_abs_jump"][L - 1] / sum(per_word[w]["mean_abs_jump"]) for w in words]
     ev["c3"] = {
         "statistic": "fraction of words whose largest |delta sigma_j| over the word's graded prompts and blocks "
@@ -255,9 +256,14 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         },
         "shuffled_sense_directions": {
             "statistic": "the same fraction with C2's shuffled-sense split directions (built, like e_diff, from "
-                         "final-layer residuals of the word's direction prompts, but blind to the sense); descriptive",
-            "frac_last_block_mean": float((j_shuffled == L - 1).mean()) if len(words) else None,
-            "frac_last_block_q95": float(np.quantile((j_shuffled == L - 1).mean(1), 0.95)) if len(words) else None,
+                         "final-layer residuals of the word's direction prompts, but blind to the sense)",
+            "kind": "C2's shuffled-sense splits (the same draws): one split per word per draw; rng = numpy "
+                    "default_rng([seed, 2])",
+            "n": n_null,
+            "frac_last_block": frac_shuffled.tolist(),
+            "frac_last_block_mean": float(frac_shuffled.mean()) if len(words) else None,
+            "frac_last_block_q95": float(np.quantile(frac_shuffled, 0.95)) if len(words) else None,
+            "p_value_real_exceeds": float((1 + np.sum(frac_shuffled >= frac)) / (1 + n_null)) if len(words) else None,
         },
         "last_block_share_of_abs_jumps": {
             "real_mean": float(np.mean(share_real)) if len(words) else None,

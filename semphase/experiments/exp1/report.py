@@ -86,7 +86,7 @@ def _null_panel(ax, samples, bins, observed: float, q95, null_label: str, xlabel
 
 
 def _nulls(ev: dict, path: Path) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     c2, c3 = ev["c2"], ev["c3"]
     n_words = max(1, len(ev["words_used"]))
     _null_panel(axes[0], c2["null"]["mean_tau"], 30, c2["mean_tau"], c2["null"]["q95"],
@@ -94,6 +94,13 @@ def _nulls(ev: dict, path: Path) -> str:
     _null_panel(axes[1], np.array(c3["null"]["frac_last_block"]), np.arange(-0.5, n_words + 1.5) / n_words,
                 c3["frac_last_block"], c3["null"]["q95"], f"random-direction null ({c3['null']['n']})",
                 "fraction of words with j* = L-1", "C3: last-block jump")
+    sh = c3["shuffled_sense_directions"]
+    if "frac_last_block" in sh:
+        _null_panel(axes[2], np.array(sh["frac_last_block"]), np.arange(-0.5, n_words + 1.5) / n_words,
+                    c3["frac_last_block"], sh["frac_last_block_q95"], f"shuffled-sense null ({sh['n']})",
+                    "fraction of words with j* = L-1", "C3: last-block jump vs shuffled senses")
+    else:
+        axes[2].axis("off")
     fig.suptitle(f"{ev['model']}: null distributions, observed statistic in red", fontsize=10)
     return _save(fig, path)
 
@@ -122,8 +129,9 @@ senses each, {n_original} of them the original's nine; direction prompts per sen
   direction prompt), against a null of shuffled-sense direction splits.
 * **C3** - "last-block jump at l/L ≈ 0.92 is universal": the fraction of words whose largest
   |Δσ_j| is at the last block must be at least 2/3 and exceed the 95th percentile of the same
-  fraction under random unit directions. The test asserts the original's conclusion (the review
-  predicted the null would explain the jump as the last block's generic write).
+  fraction under random unit directions and under shuffled-sense directions (C2's splits). The test
+  asserts the original's conclusion (the review predicted the nulls would explain the jump as the last
+  block's generic write).
 
 Verdicts: *replicates* / *does NOT replicate* for hypothesis (H) tests, *sane* for the stimuli check
 (S), *skipped* with the reason. Reproduction of the original's exact numbers (its cos_AB, σ_final and
@@ -155,12 +163,14 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
               f"{len(ev['words_used'])} words ({pct0(c3['frac_last_block'])}), at block 0 for {c3['n_block0']}; the "
               f"original's nine: {c3['original_words_n_last_block']} at the last block. Random unit directions "
               f"({c3['null']['n']} per word): mean fraction {fmt(c3['null']['mean'])}, 95th percentile "
-              f"{fmt(c3['null']['q95'])}, p(null >= observed) = {fmt(c3['null']['p_value_real_exceeds'])}.",
+              f"{fmt(c3['null']['q95'])}, p(null >= observed) = {fmt(c3['null']['p_value_real_exceeds'])}. "
+              f"C2's shuffled-sense directions (built from final-layer residuals like ê_diff, blind to the sense; "
+              f"{sh.get('n', c3['null']['n'])} splits per word): mean fraction {fmt(sh['frac_last_block_mean'])}, "
+              f"95th percentile {fmt(sh['frac_last_block_q95'])}, p(null >= observed) = "
+              f"{fmt(sh.get('p_value_real_exceeds'))}.",
               f"Descriptive: with the argmax of the mean |Δσ_j| per word, the fraction is {fmt(v['frac_last_block'])} "
               f"(random-direction null mean {fmt(v['null_frac_last_block_mean'])}, 95th percentile "
-              f"{fmt(v['null_frac_last_block_q95'])}); with C2's shuffled-sense directions (built from final-layer "
-              f"residuals like ê_diff, blind to the sense) the fraction is {fmt(sh['frac_last_block_mean'])} on average "
-              f"(95th percentile {fmt(sh['frac_last_block_q95'])}). Share of the total |Δσ| in the last block: "
+              f"{fmt(v['null_frac_last_block_q95'])}). Share of the total |Δσ| in the last block: "
               f"{fmt(share['real_mean'])} along ê_diff, {fmt(share['null_mean'])} along random directions "
               f"(uniform {fmt(share['uniform'])})."]
     geo = ev.get("block_geometry", {})

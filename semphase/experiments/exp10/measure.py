@@ -55,12 +55,12 @@ def expand_parts(parts: str) -> str:
     return "".join(p for p in PARTS if p in chosen)
 
 
-def grid(n_total: int, original: list[int] | None = None, original_n: int | None = None) -> list[int]:
-    """The cumulative step grid: the original's for GPT-2 small's head count, else steps of 10
-    plus 5/15/25/35, 30 % of the heads, and all heads."""
+def grid(n_total: int, original: list[int] | None = None, original_n: int | None = None, step: int = 10) -> list[int]:
+    """The cumulative step grid: the original's for GPT-2 small's head count, else steps of
+    ``step`` (10; the smoke budget's 40) plus 5/15/25/35, 30 % of the heads, and all heads."""
     if original is not None and n_total == original_n:
         return list(original)
-    steps = set(range(0, n_total + 1, 10)) | {5, 15, 25, 35, math.ceil(0.3 * n_total), n_total}
+    steps = set(range(0, n_total + 1, step)) | {5, 15, 25, 35, math.ceil(0.3 * n_total), n_total}
     return sorted(s for s in steps if 0 <= s <= n_total)
 
 
@@ -266,12 +266,12 @@ def part_c(run: Exp10Run, ev: dict) -> None:
     curves = ev.setdefault("curves", {})
     curves["zero_all"] = run.curve_record(
         "zero_all", "zero", _ascending_order(run.zero_delta, digits=ORIGINAL_DELTA_DIGITS),
-        grid(run.n_total, ORIGINAL_GRID, 144), run.ts, run.base_blocks, original=True,
+        grid(run.n_total, ORIGINAL_GRID, 144, run.budget.grid_step), run.ts, run.base_blocks, original=True,
         description="zero-ablation, all heads, ranked and evaluated on the rank range (original protocol)")
     if run.heldout:
         curves["zero_all_heldout"] = run.curve_record(
-            "zero_all_heldout", "zero", _ascending_order(run.zero_delta), grid(run.n_total), run.eval_ts,
-            run.base_eval_blocks, fine=True, weights=run.eval_w, unit=run.eval_unit,
+            "zero_all_heldout", "zero", _ascending_order(run.zero_delta), grid(run.n_total, step=run.budget.grid_step), run.eval_ts,
+            run.base_eval_blocks, fine=run.budget.refine, weights=run.eval_w, unit=run.eval_unit,
             description="zero-ablation, all heads, ranked on the rank range, evaluated on the held-out range")
 
 
@@ -335,13 +335,13 @@ def part_f(run: Exp10Run, ev: dict) -> None:
     curves = ev.setdefault("curves", {})
     curves["mean_l0p"] = run.curve_record(
         "mean_l0p", "mean", _ascending_order(run.mean_delta, 1, ORIGINAL_DELTA_DIGITS),
-        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132), run.ts, run.base_blocks, run.means_all, run.ts.fingerprint,
+        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132, run.budget.grid_step), run.ts, run.base_blocks, run.means_all, run.ts.fingerprint,
         original=True,
         description="mean-ablation (in-sample means), layer 0 protected, in-sample ranking (original protocol)")
     if run.heldout:
         curves["mean_l0p_heldout"] = run.curve_record(
-            "mean_l0p_heldout", "mean", _ascending_order(run.mean_delta, 1), grid(run.n_total - H), run.eval_ts,
-            run.base_eval_blocks, run.means_all, run.ts.fingerprint, fine=True, weights=run.eval_w,
+            "mean_l0p_heldout", "mean", _ascending_order(run.mean_delta, 1), grid(run.n_total - H, step=run.budget.grid_step), run.eval_ts,
+            run.base_eval_blocks, run.means_all, run.ts.fingerprint, fine=run.budget.refine, weights=run.eval_w,
             unit=run.eval_unit,
             description="mean-ablation with means and ranking from the rank range, layer 0 protected, evaluated "
                         "on the held-out range")
@@ -354,12 +354,12 @@ def part_g(run: Exp10Run, ev: dict) -> None:
     curves = ev.setdefault("curves", {})
     curves["zero_l0p"] = run.curve_record(
         "zero_l0p", "zero", _ascending_order(run.zero_delta, 1, ORIGINAL_DELTA_DIGITS),
-        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132), run.ts, run.base_blocks, original=True,
+        grid(run.n_total - H, ORIGINAL_L0P_GRID, 132, run.budget.grid_step), run.ts, run.base_blocks, original=True,
         description="zero-ablation, layer 0 protected, in-sample ranking (original protocol)")
     if run.heldout:
         curves["zero_l0p_heldout"] = run.curve_record(
-            "zero_l0p_heldout", "zero", _ascending_order(run.zero_delta, 1), grid(run.n_total - H), run.eval_ts,
-            run.base_eval_blocks, fine=True, weights=run.eval_w, unit=run.eval_unit,
+            "zero_l0p_heldout", "zero", _ascending_order(run.zero_delta, 1), grid(run.n_total - H, step=run.budget.grid_step), run.eval_ts,
+            run.base_eval_blocks, fine=run.budget.refine, weights=run.eval_w, unit=run.eval_unit,
             description="zero-ablation, layer 0 protected, ranked on the rank range, evaluated on the held-out range")
         reps = getattr(run, "_replicates", {})
         if "mean_l0p_heldout" in reps:

@@ -3,7 +3,7 @@ runs on the evidence :func:`semphase.experiments.exp3.measure.cross_model` deriv
 more models."""
 from __future__ import annotations
 
-from ...claims import ClaimResult, ClaimSet, rule, cond, requires_words
+from ...claims import ClaimResult, ClaimSet, check, cond, needs_words_and, requires_words, rule
 from .measure import ALPHA_BAND, CROSS_MODEL_BAR, ORIGINAL_RMSE_BAR
 
 
@@ -26,19 +26,27 @@ def claim_c6_depth(ev: dict, r: ClaimResult) -> None:
                  "mean_r2_by_layer_design": c["mean_r2_by_layer_design"]}
 
 
+def _needs(*paths: str):
+    """At least 3 measured words and the evidence paths of the current rule."""
+    return needs_words_and("exp3", *paths)
+
+
 def _claim_c6_position_statement(ev: dict) -> str:
-    c = ev["c6"]["position"]
-    return ("the response to h is not a position effect: graded prompts are length-matched within a word, and "
-            "in a regression of σ_i on h and the target position pooled over words, h stays significant "
-            f"(p < 0.01) at every layer i >= L/2 ({c['deep_from_layer']})")
+    c = ev.get("c6", {}).get("position", {})
+    return ("the response to h is not a position effect: in a regression of σ_i on h = level/4 and the target "
+            "position with word fixed effects, standard errors clustered by word (statsmodels OLS, "
+            "cov_type='cluster', t with G - 1 df), h stays significant (p < 0.01) at every layer i >= L/2 "
+            f"(i >= {c.get('deep_from_layer', 'ceil(L/2)')}); where each word's prompts share one target position, the word fixed "
+            "effects absorb position")
 
 
 @rule("C6", "test_c6_h_effect_survives_position_control", "H", _claim_c6_position_statement,
-      needs=requires_words)
+      needs=_needs("c6.position.position_identified"))
 def claim_c6_position(ev: dict, r: ClaimResult) -> None:
     c = ev["c6"]["position"]
-    r.conditions.append(cond("largest p of h at i >= L/2", c["max_h_p_deep"], "<", 0.01))
-    r.numbers = {"n_positions": c["n_positions"]}
+    r.conditions.append(cond("largest p of h at i >= L/2 (word-clustered SE)", c["max_h_p_deep"], "<", 0.01))
+    r.numbers = {"n_positions": c["n_positions"], "position_identified": c.get("position_identified"),
+                 "n_clusters": c.get("n_clusters")}
 
 
 def _beats_nulls(nulls: dict, name: str, value: float, op: str, key: str, label: str) -> list:
@@ -66,33 +74,49 @@ def claim_c7(ev: dict, r: ClaimResult) -> None:
 
 @rule("C8", "test_c8_g_universal_across_words_beats_null", "H",
       "σ = h·f_max·g(l/L) with one g: the mean per-word RMSE of g_w from g_mean (h = level/4) is below the "
-      f"original's {ORIGINAL_RMSE_BAR} and below the 5th percentile of the same statistic with random unit "
-      "and with shuffled-sense directions",
-      needs=requires_words)
+      f"original's {ORIGINAL_RMSE_BAR}, decided on its 95 % interval from the two-stage bootstrap (words with "
+      "replacement, then prompts within levels inside each drawn word; inconclusive while it straddles the bar), and "
+      "below the 5th percentile of the same statistic with random unit and with shuffled-sense directions",
+      needs=_needs("c8.unit"))
 def claim_c8(ev: dict, r: ClaimResult) -> None:
     c, nl = ev["c8"], ev["nulls"]
-    r.conditions += [cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR)]
+    r.conditions += [cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR, interval=c["boot_ci95"],
+                          unit=c.get("unit", "prompts within levels"))]
     r.conditions += _beats_nulls(nl, "mean RMSE", c["mean_rmse"], "<", "rmse_q05", "q05")
     r.numbers = {"boot_ci95": c["boot_ci95"], "circular_mean_rmse": c["circular"]["mean_rmse"],
                  "null_circular_rmse_median": {k: nl[k]["circular"]["rmse_median"] for k in ("random", "shuffled")}}
 
 
+SHAPE_WINNERS = ("erf", "sigmoid")
+
+
 @rule("C9", "test_c9_g_form_erf_or_sigmoid", "H",
-      "g(l/L) on all layers is best described by erf (GPT-2 small) or sigmoid (medium): the better of the "
-      "two is within ΔBIC <= 2 of the best of the five shape models",
-      needs=requires_words)
+      "g(l/L) has the original's form (erf for GPT-2 small, sigmoid for medium; a rise then a drop before the last "
+      "layer), each part its own condition: (1) the best of the five shape models (power_law, exponential, sigmoid, "
+      "erf, log) by BIC on g_mean over all layers is erf or sigmoid; (2) the shape class: g_mean peaks before the last "
+      "layer (l/L of its argmax < 1) and (3) the final point lies below that peak by more than the bootstrap noise: "
+      "the drop max_{i<L} g_mean(i) - g_mean(L) > 0, decided on its 95 % interval from the two-stage bootstrap (words "
+      "with replacement, then prompts within levels inside each drawn word; inconclusive while it straddles 0)",
+      needs=_needs("shape.drop_before_last"))
 def claim_c9_form(ev: dict, r: ClaimResult) -> None:
-    c = ev["c9"]
-    r.conditions.append(cond("ΔBIC of the better of erf/sigmoid", c["delta_bic_erf_or_sigmoid"], "<=", 2.0))
-    r.numbers = {"best_full": c["best_full"], "full_fits": {f["model"]: {"r2": f["r2"], "bic": f["bic"], **f["params"]}
-                                                            for f in c["full_fits"]}}
+    c, sh = ev["c9"], ev["shape"]
+    best = c["best_full"]
+    r.conditions.append(check("best shape model by BIC", best in SHAPE_WINNERS, best, "in", "{erf, sigmoid}"))
+    r.conditions.append(cond("l/L of the peak of g_mean", sh["peak_x"], "<", 1.0))
+    r.conditions.append(cond("drop of g_mean before the last layer", sh["drop_before_last"], ">", 0.0,
+                             interval=sh["drop_before_last_ci95"], unit=sh["drop_ci_unit"]))
+    r.numbers = {"best_full": best, "best_full_bic_margin": c.get("best_full_bic_margin"),
+                 "delta_bic_erf_or_sigmoid": c.get("delta_bic_erf_or_sigmoid"), "g_peak": sh["g_peak"],
+                 "g_final": sh["g_final"],
+                 "full_fits": {f["model"]: {"r2": f["r2"], "bic": f["bic"], **f["params"]} for f in c["full_fits"]}}
 
 
 def _claim_c9_linear_statement(ev: dict) -> str:
     lo, hi = ALPHA_BAND
+    unit = ev.get("c9", {}).get("alpha_ci_unit", "prompts within levels")
     return ("before the final drop g is nearly linear, g ∝ (l/L)^α with α ≈ 0.9-1: with the original's "
-            f"truncation (last two points dropped, re-normalised) the bootstrap 95 % interval of α overlaps "
-            f"[{lo}, {hi}]")
+            f"truncation (last two points dropped, re-normalised) the bootstrap 95 % interval of α (resampling "
+            f"{unit}) overlaps [{lo}, {hi}]")
 
 
 @rule("C9", "test_c9_truncated_g_nearly_linear", "H", _claim_c9_linear_statement,
@@ -102,7 +126,8 @@ def claim_c9_linear(ev: dict, r: ClaimResult) -> None:
     c = ev["c9"]
     ci = c["alpha_truncated_ci95"]
     r.conditions += [cond("α interval upper end", ci[1], ">=", lo), cond("α interval lower end", ci[0], "<=", hi)]
-    r.numbers = {"alpha": c["alpha_truncated"], "alpha_ci95": ci, "best_truncated": c["best_truncated"]}
+    r.numbers = {"alpha": c["alpha_truncated"], "alpha_ci95": ci, "alpha_ci_unit": c.get("alpha_ci_unit"),
+                 "best_truncated": c["best_truncated"]}
 
 
 @rule("C8", "test_c8_g_universal_across_models", "H",

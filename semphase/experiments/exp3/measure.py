@@ -16,8 +16,11 @@ Nulls, all without new forward passes (the residuals are cached): per word a ran
 direction, or ê_diff of shuffled sense labels of the direction prompts, in place of ê_diff;
 each null direction is oriented so that its response sums positive (a null direction has no
 meaningful sign). The same statistics under each null, for design and circular h, show how much
-of the "universality" smooth depth profiles and the circular h give by themselves. Bootstrap
-over prompts (resampled within each level) gives intervals of f, g and the fitted exponents.
+of the "universality" smooth depth profiles and the circular h give by themselves. A two-stage
+bootstrap (words with replacement, then prompts within levels inside each drawn word) gives the
+intervals of the across-word statistics (C7's mean correlation, C8's mean RMSE, g_mean, the drop
+of g before the last layer, the truncated exponent). C6's position control: σ_i on h and the
+target position with word fixed effects and word-clustered standard errors (statsmodels).
 
 ``g_mean`` and the random-direction null's g curves are part of the evidence, for exp10's C19
 (``data/exp3ef_{tag}.json``) and for the cross-model test (:func:`cross_model`).
@@ -34,7 +37,7 @@ from scipy import stats as sps
 from ... import fits
 from ...cache import EvidenceStore
 from ...device import seed_everything
-from ...semantic.measure import design_h, entry_point, finish, load_words, say, stratified_rows
+from ...semantic.measure import TWO_STAGE_UNIT, design_h, entry_point, finish, load_words, say, two_stage_rows
 from ...semantic.stimuli import Stimuli
 
 N_NULL = 200
@@ -98,15 +101,51 @@ def _q(a, q) -> float:
     return float(np.quantile(a, q)) if a.size else float("nan")
 
 
-def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients and two-sided p-values of OLS y ~ X (X includes the intercept column)."""
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    dof = len(y) - X.shape[1]
-    s2 = float(resid @ resid) / dof
-    cov = s2 * np.linalg.pinv(X.T @ X)
-    t = beta / np.sqrt(np.diag(cov))
-    return beta, 2 * sps.t.sf(np.abs(t), dof)
+def position_regression(y: np.ndarray, h: np.ndarray, position: np.ndarray, word: np.ndarray) -> dict:
+    """OLS of σ_i on h and the target position with word fixed effects, standard errors clustered
+    by word (statsmodels, ``cov_type="cluster"``, t with G - 1 degrees of freedom). Where the
+    position is constant within every word it is absorbed by the fixed effects and left out
+    (``position_identified`` False). A layer where σ_i does not vary within words (i = 0: the
+    same token at the same position) has no h effect to test: p = 1."""
+    import statsmodels.api as sm
+
+    y, h, position = (np.asarray(a, float) for a in (y, h, position))
+    word = np.asarray(word)
+    uniq = list(dict.fromkeys(word.tolist()))
+    fe = np.column_stack([(word == w).astype(float) for w in uniq])  # one dummy per word, no intercept
+    varies = any(np.ptp(position[word == w]) > 0 for w in uniq)
+    X = np.column_stack([h, position, fe]) if varies else np.column_stack([h, fe])
+    out = {"h_coef": float("nan"), "h_se": float("nan"), "h_p": 1.0, "pos_coef": None, "pos_p": None,
+           "position_identified": bool(varies), "n_clusters": len(uniq), "n": int(y.size)}
+    within = y - np.array([y[word == w].mean() for w in word])
+    if not np.any(np.abs(within) > 1e-12 * max(1.0, float(np.abs(y).max()))):
+        return out
+    res = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": np.unique(word, return_inverse=True)[1]},
+                           use_t=True)
+    p = np.nan_to_num(np.asarray(res.pvalues, float), nan=1.0)
+    out.update(h_coef=float(res.params[0]), h_se=float(res.bse[0]), h_p=float(p[0]))
+    if varies:
+        out.update(pos_coef=float(res.params[1]), pos_p=float(p[1]))
+    return out
+
+
+def boot_universality(Fb: np.ndarray, idx: np.ndarray) -> dict:
+    """:func:`universality` of two-stage bootstrap replicates Fb [n_boot, W, L+1] whose slots come
+    from the words ``idx`` [n_boot, W]: the mean correlation over pairs of slots from two
+    different words (a word drawn twice would correlate with itself), the mean RMSE over slots."""
+    u = universality(Fb)
+    iu = np.triu_indices(Fb.shape[1], 1)
+    distinct = idx[:, iu[0]] != idx[:, iu[1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(distinct.any(1), (u["pairs"] * distinct).sum(1) / distinct.sum(1), np.nan)
+    return {"mean_corr": corr, "mean_rmse": u["mean_rmse"], "g_mean": u["g_mean"]}
+
+
+def drop_before_last(g: np.ndarray) -> np.ndarray:
+    """How far the final point of g [..., L+1] lies below the peak of the earlier points:
+    max_{i<L} g(i) - g(L) (> 0 exactly when g peaks before l/L = 1)."""
+    g = np.asarray(g, float)
+    return g[..., :-1].max(-1) - g[..., -1]
 
 
 # -- measurement ----------------------------------------------------------------------------------
@@ -171,16 +210,17 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
                                "frac_draws_rmse_below_bar": float(np.mean(u["mean_rmse"] < ORIGINAL_RMSE_BAR))}
             if kind == "random" and hk == "design":
                 null_g_random = u["g_mean"]
-    # -- bootstrap over prompts ------------------------------------------------------------------
+    # -- two-stage bootstrap: words with replacement, then prompts within levels inside each word -----
     rng_b = np.random.default_rng([seed, 32])
     Fb = np.zeros((n_boot, len(words), L + 1))
-    for k, w in enumerate(words):
-        wd = data[w]
-        sig, h = wd.sigma, design_h(wd.levels)
-        for b in range(n_boot):
-            rows = stratified_rows(wd.levels, rng_b)
-            Fb[b, k] = slopes(h[rows], sig[rows])
-    ub = universality(Fb)
+    idx = np.zeros((n_boot, len(words)), dtype=int)
+    levels = [data[w].levels for w in words]
+    for b in range(n_boot):
+        for k, (wi, rows) in enumerate(two_stage_rows(levels, rng_b)):
+            wd = data[words[wi]]
+            idx[b, k] = wi
+            Fb[b, k] = slopes(design_h(wd.levels)[rows], wd.sigma[rows])
+    ub = boot_universality(Fb, idx)
     g_mean = real["design"]["g_mean"]
     xt, gt = x[:-2], normalise(g_mean[:-2])  # the original report's truncation (fits.truncate_g)
     alpha_boot = []
@@ -191,23 +231,18 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
     full = fits.fit_all(x, g_mean, fits.G_MODELS)
     trunc = fits.fit_all(xt, gt, fits.G_MODELS)
     peak = int(np.argmax(g_mean))
+    drop_boot = drop_before_last(ub["g_mean"])
     g_std = normalise(Fd).std(0)
 
     # -- C6: linearity with depth, position ----------------------------------------------------
     rho = np.array([per_word[w]["design"]["spearman_depth_r2"] for w in words])
     pos_rows = []
+    hs = np.concatenate([design_h(data[w].levels) for w in words])
+    ps = np.concatenate([[e.position for e in data[w].encoded] for w in words]).astype(float)
+    ws = np.concatenate([[w] * len(data[w].levels) for w in words])
     for i in range(L + 1):
-        ys, hs, ps = [], [], []
-        for w in words:
-            wd = data[w]
-            ys.append(wd.sigma[:, i])
-            hs.append(design_h(wd.levels))
-            ps.append(np.full(len(wd.levels), wd.encoded[0].position, float))
-        y, hh, pp = np.concatenate(ys), np.concatenate(hs), np.concatenate(ps)
-        X = np.column_stack([np.ones_like(hh), hh, pp])
-        coef, p = _ols(y, X)
-        pos_rows.append({"layer": i, "h_coef": float(coef[1]), "h_p": float(p[1]), "pos_coef": float(coef[2]),
-                         "pos_p": float(p[2])})
+        y = np.concatenate([data[w].sigma[:, i] for w in words])
+        pos_rows.append({"layer": i, **position_regression(y, hs, ps, ws)})
     deep = [r for r in pos_rows if r["layer"] >= math.ceil(L / 2)]
 
     r2_final_circ = np.array([per_word[w]["circular"]["r2"][-1] for w in words])
@@ -218,11 +253,15 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
             "mean_r2_by_layer_design": np.mean([per_word[w]["design"]["r2"] for w in words], 0).tolist(),
             "mean_r2_by_layer_circular": np.mean([per_word[w]["circular"]["r2"] for w in words], 0).tolist(),
             "circular_r2_final_max_dev": float(np.max(np.abs(r2_final_circ - 1.0))),
-            "position": {"design": "each word's graded prompts have one token count (checked), so within a word h "
-                                   "cannot covary with position; the pooled regression across words adds position",
+            "position": {"design": "sigma_i ~ h + target position + word fixed effects, OLS pooled over words' "
+                                   "graded prompts, standard errors clustered by word (statsmodels cov_type='cluster', "
+                                   "t with G - 1 df); where each word's prompts share one target position, position "
+                                   "is absorbed by the word fixed effects and left out of the design",
                          "per_layer": pos_rows, "max_h_p_deep": float(max(r["h_p"] for r in deep)),
                          "deep_from_layer": math.ceil(L / 2),
-                         "n_positions": int(len({per_word[w]["target_position"] for w in words}))},
+                         "position_identified": bool(pos_rows[0]["position_identified"]),
+                         "n_clusters": len(words), "se_unit": "words (clusters)",
+                         "n_positions": int(len(set(ps.tolist())))},
         },
         "c7": {
             "statistic": "mean pairwise Pearson correlation across words of f(i) (OLS slope of sigma_i on h = level/4)",
@@ -230,6 +269,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
             "frac_pairs_above_bar": float(real["design"]["frac_pairs_above"]),
             "circular": {"mean_corr": float(real["circular"]["mean_corr"]), "min_corr": float(real["circular"]["min_corr"])},
             "boot_ci95": [_q(ub["mean_corr"], 0.025), _q(ub["mean_corr"], 0.975)],
+            "unit": TWO_STAGE_UNIT + "; pairs of slots from the same word are left out of a replicate's mean",
         },
         "c8": {
             "statistic": "mean over words of the RMSE of g_w = f_w/max f_w from g_mean",
@@ -237,22 +277,33 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
             "rmse": dict(zip(words, real["design"]["rmse"].tolist())),
             "circular": {"mean_rmse": float(real["circular"]["mean_rmse"])},
             "boot_ci95": [_q(ub["mean_rmse"], 0.025), _q(ub["mean_rmse"], 0.975)],
+            "unit": TWO_STAGE_UNIT,
         },
         "nulls": {"n": n_null, **nulls},
         "g_mean": g_mean.tolist(), "g_std": g_std.tolist(),
         "g_mean_ci95": [np.quantile(ub["g_mean"], 0.025, 0).tolist(), np.quantile(ub["g_mean"], 0.975, 0).tolist()],
+        "g_mean_ci_unit": TWO_STAGE_UNIT,
         "null_g_mean_random": null_g_random.tolist(),
         "f_max": {w: per_word[w]["design"]["f_max"] for w in words},
         "n_words_no_positive_response": int(sum(per_word[w]["design"]["f_max"] <= 0 for w in words)),
         "shape": {"peak_index": peak, "peak_x": float(x[peak]), "g_peak": float(g_mean[peak]), "g_final": float(g_mean[-1]),
-                  "drop": float(g_mean[peak] - g_mean[-1])},
+                  "drop": float(g_mean[peak] - g_mean[-1]),
+                  "drop_before_last": float(drop_before_last(g_mean)),
+                  "drop_before_last_ci95": [_q(drop_boot, 0.025), _q(drop_boot, 0.975)],
+                  "drop_ci_unit": TWO_STAGE_UNIT,
+                  "definition": ("rise then drop before the last layer: g_mean peaks at l/L < 1 (argmax over i = 0..L "
+                                 "below L) and the drop max_{i<L} g_mean(i) - g_mean(L) is positive beyond the bootstrap "
+                                 "noise (its 95 % interval lies above 0); the rise is g_mean(0) = 0 (same token at the "
+                                 "same position across a word's prompts) up to the peak")},
         "c9": {
             "full_fits": [r.as_dict() for r in full], "best_full": full[0].model,
+            "best_full_bic_margin": float(full[1].bic - full[0].bic) if len(full) > 1 else None,
             "delta_bic_erf_or_sigmoid": float(min(r.bic for r in full if r.model in ("erf", "sigmoid")) - full[0].bic),
             "truncated_fits": [r.as_dict() for r in trunc], "best_truncated": trunc[0].model,
             "truncation_rule": "drop the last 2 points, re-normalise to max 1 (the original report's rule)",
             "alpha_truncated": float(next(r for r in trunc if r.model == "power_law").params["alpha"]),
             "alpha_truncated_ci95": [_q(alpha_boot, 0.025), _q(alpha_boot, 0.975)],
+            "alpha_ci_unit": TWO_STAGE_UNIT,
             "alpha_boot_failed": int(np.sum(~np.isfinite(alpha_boot))),
             "alpha_band": list(ALPHA_BAND),
         },

@@ -118,16 +118,21 @@ original's circular h = σ_L/max|σ_L| is measured beside it (it makes R²_L = 1
 replace ê_diff by a random unit direction or by ê_diff of shuffled sense labels of the direction prompts
 (no new forward pass), for both definitions of h: how often a null reaches the original's bars
 (correlation > 0.96, RMSE < 0.08) shows how much of the "universality" smooth depth profiles and the
-circular h give by themselves. Intervals: bootstrap over prompts within levels.
+circular h give by themselves. Intervals of across-word statistics (C7, C8, g_mean, C9's drop, the
+truncated α): a two-stage bootstrap, words with replacement, then prompts within levels inside each
+drawn word.
 
 * **C6** - linearity rises with depth (median Spearman(i, R²_i) > 0.5); the response is not a position
-  effect (h significant at i >= L/2 with position in the regression); an invariant documents the
+  effect (h significant, p < 0.01, at every i >= L/2 in a regression of σ_i on h and the target position
+  with word fixed effects and word-clustered standard errors, statsmodels); an invariant documents the
   circularity (R²_L = 1 with the circular h).
 * **C7** - f's shape is word-independent beyond the nulls (mean pairwise correlation > null q95).
-* **C8** - one g across words (mean RMSE < 0.08 and < null q05) and, with two or more models, across
-  models (correlation >= 0.97 and > null q95).
-* **C9** - g's form: erf or sigmoid within ΔBIC 2 of the best shape model; nearly linear before the drop
-  (truncated power-law α interval overlaps [0.9, 1.0]). BIC on 20-30 autocorrelated points is a rough guide.
+* **C8** - one g across words (mean RMSE < 0.08 on its two-stage interval, and < null q05) and, with two
+  or more models, across models (correlation >= 0.97 and > null q95).
+* **C9** - g's form: the best of the five shape models by BIC is erf or sigmoid; the shape class of the
+  original: g_mean peaks before l/L = 1 and its final point lies below that peak beyond the bootstrap
+  noise (the drop's 95 % interval above 0); nearly linear before the drop (truncated power-law α interval
+  overlaps [0.9, 1.0]). BIC on 20-30 autocorrelated points is a rough guide.
 
 {note}
 """
@@ -151,18 +156,25 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"**C6.** Median Spearman(i, R²_i) = {fmt(c6['median_spearman'])} (> 0.5 for "
                   f"{pct0(c6['frac_spearman_above_05'])} of words); mean R² (h = level/4) at i = 0, 1, L/2, L-1, L: "
                   f"{fmt(r2[0])}, {fmt(r2[1])}, {fmt(r2[len(r2) // 2])}, {fmt(r2[-2])}, {fmt(r2[-1])}. Position: "
-                  f"{c6['position']['design']}; {c6['position']['n_positions']} distinct target positions; largest p of h "
-                  f"at i >= {c6['position']['deep_from_layer']}: {fmt(c6['position']['max_h_p_deep'])}. Circular h: "
+                  f"{c6['position']['design']}; {c6['position']['n_positions']} distinct target positions"
+                  + ("" if c6['position'].get('position_identified', True) else
+                     " (constant within each word: absorbed by the word fixed effects)")
+                  + f"; largest p of h at i >= {c6['position']['deep_from_layer']}: "
+                  f"{fmt(c6['position']['max_h_p_deep'])}. Circular h: "
                   f"max |R²_L - 1| = {fmt(c6['circular_r2_final_max_dev'])}.",
                   "",
-                  f"**C7.** Mean pairwise correlation of f across words {fmt(c7['mean_corr'])} (bootstrap 95 % "
-                  f"{fmt(c7['boot_ci95'][0])}-{fmt(c7['boot_ci95'][1])}), min {fmt(c7['min_corr'])}, pairs > 0.96: "
-                  f"{pct0(c7['frac_pairs_above_bar'])}; circular h: {fmt(c7['circular']['mean_corr'])}.",
+                  f"**C7.** Mean pairwise correlation of f across words {fmt(c7['mean_corr'])} (95 % "
+                  f"{fmt(c7['boot_ci95'][0])}-{fmt(c7['boot_ci95'][1])} resampling {c7.get('unit', 'prompts')}), min "
+                  f"{fmt(c7['min_corr'])}, pairs > 0.96: {pct0(c7['frac_pairs_above_bar'])}; circular h: "
+                  f"{fmt(c7['circular']['mean_corr'])}.",
                   "",
-                  f"**C8.** Mean RMSE of g from g_mean {fmt(c8['mean_rmse'])} (bootstrap 95 % "
-                  f"{fmt(c8['boot_ci95'][0])}-{fmt(c8['boot_ci95'][1])}); circular h: "
-                  f"{fmt(c8['circular']['mean_rmse'])}. Shape: g peaks at l/L = {fmt(sh['peak_x'])} "
-                  f"(g_final {fmt(sh['g_final'])}, drop {fmt(sh['drop'])}).",
+                  f"**C8.** Mean RMSE of g from g_mean {fmt(c8['mean_rmse'])} (95 % "
+                  f"{fmt(c8['boot_ci95'][0])}-{fmt(c8['boot_ci95'][1])} resampling {c8.get('unit', 'prompts')}); "
+                  f"circular h: {fmt(c8['circular']['mean_rmse'])}. Shape: g_mean peaks at l/L = {fmt(sh['peak_x'])} "
+                  f"(g_final {fmt(sh['g_final'])}, drop {fmt(sh['drop'])}; drop of the final point below the peak of "
+                  f"the earlier layers {fmt(sh.get('drop_before_last'))}, 95 % "
+                  + (f"{fmt(sh['drop_before_last_ci95'][0])}-{fmt(sh['drop_before_last_ci95'][1])}"
+                     if sh.get("drop_before_last_ci95") else "n/a") + ").",
                   "",
                   "Nulls (per word one null direction per draw; the original's bars: corr > 0.96, RMSE < 0.08):",
                   "", "| null | h | corr median | corr q95 | draws with corr > 0.96 | RMSE median | RMSE q05 | "
@@ -187,7 +199,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
             lines.append(f"| {f['model']} | {f['r2']:.4f} | {f['bic']:.1f} | "
                          + ", ".join(f"{k}={v:.3g}" for k, v in f["params"].items()) + " |")
         lines += ["", f"Truncated ({c9['truncation_rule']}): best {c9['best_truncated']}; power-law α = "
-                      f"{fmt(c9['alpha_truncated'])}, bootstrap 95 % {fmt(c9['alpha_truncated_ci95'][0])}-"
+                      f"{fmt(c9['alpha_truncated'])}, two-stage bootstrap 95 % {fmt(c9['alpha_truncated_ci95'][0])}-"
                       f"{fmt(c9['alpha_truncated_ci95'][1])}.",
                   "", "Per word (h = level/4): f_max, where f peaks, layers with R² > 0.95, Spearman(i, R²_i), RMSE of g:",
                   "", "| word | f_max | argmax f | R² > 0.95 | Spearman | RMSE of g |", "|---|---|---|---|---|---|"]
