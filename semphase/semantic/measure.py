@@ -342,3 +342,14 @@ def entry_point(measure_stimuli):
     measure.__doc__ = f"The registry's entry point: {measure_stimuli.__module__}.measure_stimuli via the session."
     return measure
 
+
+def begin(lm, stimuli, store: EvidenceStore, seed: int):
+    """Start a semantic experiment: seed everything, start the clock, read (or measure) every word's
+    residuals. Returns (clock start, the stimuli check, per-word data, the residual store, tokens)."""
+    from ..device import seed_everything
+
+    seed_everything(seed)
+    wall = time.perf_counter()
+    check, data, rs, n_tokens = load_words(lm, stimuli, store)
+    return wall, check, data, rs, n_tokens
+

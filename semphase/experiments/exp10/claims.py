@@ -233,11 +233,19 @@ def claim_c21_reproduce(ev: dict, r: ClaimResult) -> None:
                      cond("mean ΔPPL(L0H8)", _delta(ev, "mean", 0, 8), "within", (0.0108, 0.003))]
 
 
-@rule("C21", "test_c21_top_head_magnitude_heldout", "H",
-      "the magnitude half of C21: the model's most important head (largest zero ΔPPL on the rank range) is as "
-      "important as L0H8 was: zero-ablating it raises held-out perplexity by more than 150 % (ΔPPL > 1.5; the "
-      "interval resamples chunks)",
-      needs=lambda ev: _heldout(ev) or requires(ev, "top_head"))
+C21_MAGNITUDE = ("the magnitude half of C21: the model's most important head (largest zero ΔPPL on the rank "
+                 "range) is as important as L0H8 was: zero-ablating it raises held-out perplexity by more than 150 % "
+                 "(ΔPPL > 1.5; the interval resamples chunks)")
+C21_BIAS = ("the bias half of C21: that head's function is mostly a constant bias: with means from the rank range, "
+            "its held-out mean-ablation ΔPPL is < 0.05 and the zero/mean ratio exceeds 20 (bias share > 95 %); "
+            "intervals resample chunks")
+
+
+def _needs_top_head(ev: dict) -> str | None:
+    return _heldout(ev) or requires(ev, "top_head")
+
+
+@rule("C21", "test_c21_top_head_magnitude_heldout", "H", C21_MAGNITUDE, needs=_needs_top_head)
 def claim_c21_magnitude(ev: dict, r: ClaimResult) -> None:
     t = ev["top_head"]
     r.conditions.append(cond(f"zero ΔPPL({t['label']}) (held-out)", t["zero_delta_eval"], ">", 1.5,
@@ -245,11 +253,7 @@ def claim_c21_magnitude(ev: dict, r: ClaimResult) -> None:
     r.numbers = dict(t)
 
 
-@rule("C21", "test_c21_top_head_is_constant_bias_heldout", "H",
-      "the bias half of C21: that head's function is mostly a constant bias: with means from the rank range, its "
-      "held-out mean-ablation ΔPPL is < 0.05 and the zero/mean ratio exceeds 20 (bias share > 95 %); intervals "
-      "resample chunks",
-      needs=lambda ev: _heldout(ev) or requires(ev, "top_head"))
+@rule("C21", "test_c21_top_head_is_constant_bias_heldout", "H", C21_BIAS, needs=_needs_top_head)
 def claim_c21_heldout(ev: dict, r: ClaimResult) -> None:
     t = ev["top_head"]
     m = t.get("mean_delta_eval", t.get("mean_delta_eval_heldout_means"))

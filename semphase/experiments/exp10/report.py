@@ -42,6 +42,14 @@ def _range(d: dict) -> str:
     return f"{where}: {d['n_tokens']:,} tokens = {d['n_chunks']} chunks x {d['ctx']}"
 
 
+def _top_head(t: dict) -> str:
+    mean = t.get("mean_delta_eval", t.get("mean_delta_eval_heldout_means"))
+    return (f"Top head {t['label']} (largest zero ΔPPL on the rank range; held-out): zero ΔPPL "
+            f"{pct(t['zero_delta_eval'])} (95 % CI {fmt(t.get('zero_delta_eval_ci95'))}), mean ΔPPL with means from the "
+            f"rank range {pct(mean)}, ratio {fmt(t['ratio_zero_over_mean'])} (95 % CI {fmt(t['ratio_ci95'])}), bias "
+            f"share {fmt(t.get('bias_share'))}.")
+
+
 def section(rec: dict, layout: OutputLayout) -> list[str]:
     ev = rec["evidence"]
     if ev.get("note"):
@@ -95,11 +103,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"(mean/zero = {fmt(ev['mean']['mean_over_zero_mean_delta'])}); sign flips vs zero: "
                   f"{ev['mean']['n_sign_flips']}."]
     if ev.get("top_head"):
-        t = ev["top_head"]
-        lines += ["", f"Top head {t['label']} (largest zero ΔPPL on the rank range; held-out): zero ΔPPL "
-                  f"{pct(t['zero_delta_eval'])} (95 % CI {fmt(t.get('zero_delta_eval_ci95'))}), mean ΔPPL with means from "
-                  f"the rank range {pct(t.get('mean_delta_eval', t.get('mean_delta_eval_heldout_means')))}, ratio "
-                  f"{fmt(t['ratio_zero_over_mean'])} (95 % CI {fmt(t['ratio_ci95'])}), bias share {fmt(t.get('bias_share'))}."]
+        lines += ["", _top_head(ev["top_head"])]
     if ev.get("harmful"):
         h = ev["harmful"]
         lines += ["", f"Harmful heads (zero ΔPPL < 0, in-sample): {len(h['heads'])}; sum of individual ΔPPL "

@@ -27,16 +27,14 @@ last block.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
 
 from ... import fits
 from ...cache import EvidenceStore
-from ...device import seed_everything
-from ...semantic.measure import (TWO_STAGE_UNIT, design_h, entry_point, finish, jumps, load_words, say, stratified_rows,
-                                 two_stage_rows)
+from ...semantic.measure import (TWO_STAGE_UNIT, begin, design_h, entry_point, finish, jumps, say,
+                                 stratified_rows, two_stage_rows)
 from ...semantic.stimuli import Stimuli
 
 N_BOOT = 200
@@ -94,10 +92,8 @@ def logit_lens(lm, phi: np.ndarray) -> list[list[str]]:
 def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_boot: int = N_BOOT,
                     asserts_claims: bool = True, progress: bool = False, n_boot_words: int = N_BOOT_WORDS) -> dict:
     """Measure exp2 on ``lm`` with ``stimuli``; returns the evidence (JSON-ready)."""
-    seed_everything(seed)
-    wall = time.perf_counter()
+    wall, check, data, rs, n_tokens = begin(lm, stimuli, store, seed)
     L = lm.n_layers
-    check, data, rs, n_tokens = load_words(lm, stimuli, store)
     words = list(data)
     skipped = check.to_json()
     say(progress, f"exp2 on {lm.name} ({lm.device}): {len(words)} words")

@@ -28,7 +28,6 @@ target position with word fixed effects and word-clustered standard errors (stat
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from scipy import interpolate
@@ -36,8 +35,7 @@ from scipy import stats as sps
 
 from ... import fits
 from ...cache import EvidenceStore
-from ...device import seed_everything
-from ...semantic.measure import TWO_STAGE_UNIT, design_h, entry_point, finish, load_words, say, two_stage_rows
+from ...semantic.measure import TWO_STAGE_UNIT, begin, design_h, entry_point, finish, say, two_stage_rows
 from ...semantic.stimuli import Stimuli
 
 N_NULL = 200
@@ -153,10 +151,8 @@ def drop_before_last(g: np.ndarray) -> np.ndarray:
 def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n_null: int = N_NULL,
                     n_boot: int = N_BOOT, asserts_claims: bool = True, progress: bool = False) -> dict:
     """Measure exp3 and exp3E/F/G on ``lm`` with ``stimuli``; returns the evidence (JSON-ready)."""
-    seed_everything(seed)
-    wall = time.perf_counter()
+    wall, check, data, rs, n_tokens = begin(lm, stimuli, store, seed)
     L = lm.n_layers
-    check, data, rs, n_tokens = load_words(lm, stimuli, store)
     words = list(data)
     say(progress, f"exp3 on {lm.name} ({lm.device}): {len(words)} words")
     x = np.arange(L + 1) / L
