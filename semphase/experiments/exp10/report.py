@@ -110,7 +110,11 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"{pct(h['sum_individual_delta'])}; joint zero {pct(h.get('joint_zero_delta'))}; joint mean "
                   f"{pct(h.get('joint_mean_delta'))}."]
         hh = ev.get("harmful_heldout") or {}
-        if "interaction" in hh:
+        if "interaction" in hh and "sum_individual_delta" not in hh:  # evidence of the split-half design
+            lines.append(f"Held-out ({hh['n']} heads from the rank half): sum {pct(hh.get('sum_individual_delta_eval'))}, "
+                         f"joint {pct(hh.get('joint_zero_delta_eval'))}, interaction {fmt(hh['interaction'])} "
+                         f"(95 % CI {fmt(hh['interaction_ci95'])}).")
+        elif "interaction" in hh:
             lines.append(f"Held-out ({hh['n']} heads from the rank range): sum of individual ΔPPL "
                          f"{pct(hh['sum_individual_delta'])} (95 % CI {fmt(hh['sum_individual_delta_ci95'])}), joint "
                          f"{pct(hh['joint_delta'])} (95 % CI {fmt(hh['joint_delta_ci95'])}), interaction "
