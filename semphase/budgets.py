@@ -23,18 +23,25 @@ class Budget:
     null_sets: int = 40  # null draws that each need forward passes (exp10's C22: random head sets)
     refine: bool = True  # resolve held-out thresholds to one head (smoke: the coarse grid only)
     grid_step: int = 10  # step of the cumulative grids (models other than GPT-2 small; smoke: 40)
+    weight_draws: int = 1  # exp6: draws of each random control (random subspaces, random partitions); each needs forwards
+    original_grids: bool = False  # exp6: the original's whole K and k grids (full), else the points the claims read
+    pca_chunks: int = 20  # exp7: chunks drawn at random (seeded) from the split, positions sampled within them
+    pca_positions: int = 500  # exp7: positions sampled per drawn chunk, position 0 apart (spec: 10,000 in 20 chunks)
+    pca_boot: int = 200  # exp7: chunk-bootstrap replicates of the PCA ranks (one eigen-decomposition per layer each)
+    refits: int | None = None  # exp8: bootstrap replicates of g refitted (None: all of exp3's; smoke: 100)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
                     "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
-                    "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40),
+                    "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40,
+                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100),
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks)", 8192),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
-                   "validation split", None),
+                   "validation split", None, weight_draws=4, original_grids=True, pca_chunks=50),
 }
 
 

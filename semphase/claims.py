@@ -222,9 +222,17 @@ class ClaimSet:
     the set applies it in one place (:meth:`evaluate`), so a rule never decides it.
     """
 
-    def __init__(self, rules: dict[str, Rule] | list[Rule], extra: dict[str, Rule] | list[Rule] | None = None):
+    def __init__(self, rules: dict[str, Rule] | list[Rule], extra: dict[str, Rule] | list[Rule] | None = None,
+                 kinds: dict[str, tuple[str, ...]] | None = None):
         self.rules = _by_test(rules)
         self.extra = _by_test(extra or {})  # rules evaluated on derived evidence (e.g. across models)
+        # which extra rules apply to which kind of derived evidence (default: all of them, across models)
+        self.kinds = kinds if kinds is not None else {"cross-model": tuple(self.extra)}
+
+    def tests_for(self, ev: dict) -> list[str]:
+        """The tests that apply to ``ev``: the per-model rules, or the extra rules of its kind."""
+        kind = ev.get("kind")
+        return list(self.kinds.get(kind, ())) if kind else list(self.rules)
 
     @property
     def order(self) -> list[str]:
@@ -244,7 +252,7 @@ class ClaimSet:
         return result
 
     def evaluate_all(self, ev: dict, tests: Iterable[str] | None = None) -> list[ClaimResult]:
-        names = list(tests) if tests is not None else list(self.extra if ev.get("kind") == "cross-model" else self.rules)
+        names = list(tests) if tests is not None else self.tests_for(ev)
         return [self.evaluate(ev, t) for t in names]
 
     def sort(self, claims: list[dict]) -> list[dict]:

@@ -15,17 +15,27 @@ from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m",
-                   help="registry name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, smollm2-135m), hub id or folder")
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def _common(p: argparse.ArgumentParser, several_models: bool = False) -> None:
+    if several_models:
+        p.add_argument("--model", action="append", default=None,
+                       help="registry name (gpt2 ... gpt2-xl, pythia-70m ... pythia-12b, smollm2-135m), hub id or folder; "
+                            f"repeat it to compare models (exp3's C8, exp9's scaling); default {DEFAULT_MODEL}")
+    else:
+        p.add_argument("--model", default=DEFAULT_MODEL,
+                       help="registry name (gpt2 ... gpt2-xl, pythia-70m ... pythia-12b, smollm2-135m), hub id or folder")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--tokens", type=int, default=None, help="evaluation tokens (default: the budget's)")
     p.add_argument("--ctx", type=int, default=None, help="chunk length in tokens (default: the budget's)")
     p.add_argument("--eval-tokens", type=int, default=None,
                    help="held-out tokens after the rank range (default: the budget's; 8,192 at quick, the rest at full)")
-    p.add_argument("--data-dir", default=None, help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the hub)")
+    p.add_argument("--data-dir", default=None, help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the "
+                   "local store of `semphase data fetch`, else the hub)")
     p.add_argument("--text-file", default=None, help="evaluate on this UTF-8 text file instead of WikiText-2")
-    p.add_argument("--split", default="validation", help="WikiText-2 split (default validation)")
+    p.add_argument("--split", default=None,
+                   help="WikiText-2 split (default: the experiment's; validation for exp10, test for exp8's angles)")
     p.add_argument("--processing", default="tl-default", choices=["tl-default", "none"],
                    help="weight processing (default: HookedTransformer's, as the original)")
     p.add_argument("--seed", type=int, default=0)
@@ -36,12 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semphase", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run an experiment and write its data, figures and report",
-                         description="Run one registered experiment: " + "; ".join(
+    run = sub.add_parser("run", help="run experiments and write their data, figures and reports",
+                         description="Run registered experiments, in the order given, each on every --model (what one "
+                                     "measures, the next reuses through the session): " + "; ".join(
                              f"{e.id} ({', '.join(e.claim_ids)}): {e.title}" for e in registry.all_experiments()))
-    run.add_argument("experiment", choices=list(registry.EXPERIMENTS),
-                     help="the experiment: " + ", ".join(registry.EXPERIMENTS))
-    _common(run)
+    run.add_argument("experiment", nargs="+", choices=list(registry.EXPERIMENTS),
+                     help="one or more experiments: " + ", ".join(registry.EXPERIMENTS))
+    _common(run, several_models=True)
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
     run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
         f"{k} {v.split(' (')[0]}" for k, v in registry.get("exp10").parts.items()))
@@ -57,14 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
-                       choices=["all", "ablation", "cache", "workers", "memory", "memory-child"],
-                       help="all (ablation, cache, workers), or one of them; memory is separate")
+                       choices=["all", "ablation", "cache", "workers", "memory", "memory-child", "attention"],
+                       help="all (ablation, cache, workers), or one of them; memory and attention are separate")
     _common(bench)
     bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")
     bench.add_argument("--head-batch", type=int, default=None)
     bench.add_argument("--bench-models", action="append", default=None,
                        help="workers: the models to test (repeat; default --model)")
     bench.add_argument("--token-counts", default=None, help="memory: token counts, default 2048,8192")
+    bench.add_argument("--attn-tokens", type=int, default=1024, help="attention: sequence length of the operator timing")
+    bench.add_argument("--prompt-tokens", type=int, default=64, help="attention: prompt length for generation")
+    bench.add_argument("--new-tokens", type=int, default=128, help="attention: tokens generated per timing")
+    bench.add_argument("--repeats", type=int, default=3, help="attention: timed repeats of each operator (median)")
 
     sub.add_parser("models", help="list the model registry")
     sub.add_parser("experiments", help="list the experiment registry")
@@ -74,10 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reevaluate", action="store_true",
                      help="apply the current claim rules to the stored evidence first (no measurement)")
 
-    rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 shape (for timings)")
-    rnd.add_argument("--shape", default="gpt2", help="gpt2, gpt2-medium, gpt2-large or gpt2-xl")
+    rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 or Pythia shape (timings, code paths)")
+    rnd.add_argument("--shape", default="gpt2", help="gpt2 ... gpt2-xl, or pythia-70m ... pythia-12b")
     rnd.add_argument("--out", required=True, help="folder to write; use it as --model FOLDER")
     rnd.add_argument("--seed", type=int, default=0)
+
+    stim = sub.add_parser("stimuli", help="check a stimuli file against a model's tokenizer")
+    stim_sub = stim.add_subparsers(dest="stimuli_command", required=True)
+    check = stim_sub.add_parser("check", help="per word: measured or dropped and why, token counts per level, "
+                                              "near-duplicates between direction and test prompts",
+                                description="One line per item; exit 0 when some word can be measured, else 2.")
+    check.add_argument("file", help="the stimuli file (the packaged semphase/data/stimuli.json shows the format)")
+    check.add_argument("--model", default="smollm2-135m", help="whose tokenizer to check with (registry name, hub id "
+                                                               "or folder; only the tokenizer is loaded)")
+
+    data = sub.add_parser("data", help="WikiText-2 raw at hand offline: fetch it into a local store, or say which "
+                                       "copy a run reads")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="store WikiText-2 raw validation and test from the datasets hub, "
+                                              "with sha256 checksums")
+    fetch.add_argument("--store", default=None, help="folder to store into (default $SEMPHASE_CACHE, else "
+                                                     "~/.cache/semphase); files go to STORE/wikitext-2-raw/")
+    where = data_sub.add_parser("where", help="which copy of each split a run reads (one line per split)")
+    where.add_argument("--data-dir", default=None, help="as for run: a folder holding wikitext-2-raw/")
     return parser
 
 
@@ -92,7 +126,8 @@ def _setup(args):
 def settings_from(args, **extra) -> Settings:
     """The session settings of a CLI command (explicit values; nothing downstream sees argparse)."""
     return Settings(
-        models=(args.model,), devices=(args.device,), budget=getattr(args, "budget", "quick"), tokens=args.tokens,
+        models=tuple(args.model or [DEFAULT_MODEL]) if isinstance(args.model, (list, type(None))) else (args.model,),
+        devices=(args.device,), budget=getattr(args, "budget", "quick"), tokens=args.tokens,
         ctx=args.ctx, eval_tokens=args.eval_tokens, data_dir=args.data_dir, text_file=args.text_file, split=args.split,
         output_dir=getattr(args, "output_dir", None), cache_dir=getattr(args, "cache_dir", None),
         no_cache=getattr(args, "no_cache", False), seed=args.seed, head_batch=getattr(args, "head_batch", None),
@@ -100,28 +135,47 @@ def settings_from(args, **extra) -> Settings:
 
 
 def cmd_run(args) -> int:
-    exp = registry.get(args.experiment)
-    if args.parts and not exp.parts:
-        raise SemphaseError(f"--parts: {exp.id} has no parts; drop the option.")
-    unknown = sorted(set((args.parts or "").replace(",", "").strip().lower()) - set(exp.parts))
-    if unknown:
-        raise SemphaseError(f"--parts {args.parts!r}: unknown part(s) {''.join(unknown)}; use letters from "
-                            f"{''.join(exp.parts)}.")
-    if args.layers and exp.id != "exp10":
-        raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+    exps = [registry.get(e) for e in dict.fromkeys(args.experiment)]
+    for exp in exps:
+        if args.parts and not exp.parts:
+            raise SemphaseError(f"--parts: {exp.id} has no parts; drop the option.")
+        unknown = sorted(set((args.parts or "").replace(",", "").strip().lower()) - set(exp.parts))
+        if unknown:
+            raise SemphaseError(f"--parts {args.parts!r}: unknown part(s) {''.join(unknown)} for {exp.id}; use letters "
+                                f"from {''.join(exp.parts)}.")
+        if args.layers and exp.id != "exp10":
+            raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
     session = Session(settings_from(args, parts=args.parts, layers=args.layers))
     session.check_options()
-    print(f"{exp.id} on {args.model}, budget {args.budget}"
-          + (f"; it needs {', '.join(n.experiment for n in exp.needs)} on the same model (measured through the "
-             "session, cached)" if exp.needs else ""), file=sys.stderr)
-    ev, claims, written = session.run(exp.id)
-    wall = ev.get("provenance", {}).get("wall_seconds")
-    extra = f"baseline PPL {ev['baseline_ppl']:.4f}; " if "baseline_ppl" in ev else ""
-    print(f"{extra}wall {wall:.1f} s" if wall is not None else extra, file=sys.stderr)
+    models = session.settings.models
+    written: list[str] = []
+    for exp in exps:
+        for model in models:
+            print(f"{exp.id} on {model}, budget {args.budget}"
+                  + (f"; it needs {', '.join(n.experiment for n in exp.needs)} on the same model (measured through the "
+                     "session, cached)" if exp.needs else ""), file=sys.stderr)
+            ev, claims, out = session.run(exp.id, model)
+            wall = ev.get("provenance", {}).get("wall_seconds")
+            extra = f"baseline PPL {ev['baseline_ppl']:.4f}; " if "baseline_ppl" in ev else ""
+            print(f"{extra}wall {wall:.1f} s" if wall is not None else extra, file=sys.stderr)
+            _print_claims(claims)
+            written += out
+        if len(models) > 1 and exp.across:
+            print(f"{exp.id} across {', '.join(models)}", file=sys.stderr)
+            _, claims, out = session.run_across(exp.id)
+            _print_claims(claims)
+            written += out
+    print("wrote:\n  " + "\n  ".join(dict.fromkeys(written)))
+    if not session.settings.no_report:
+        from .report import summary_table
+
+        print("\nClaims summary (" + str(session.layout.reports / "README.md") + "):\n" + summary_table(session.layout))
+    return 0
+
+
+def _print_claims(claims: list[dict]) -> None:
     for c in claims:
         print(f"  {c['claim']:>3} {c['test']}: {c['verdict']}")
-    print("wrote:\n  " + "\n  ".join(dict.fromkeys(written)))
-    return 0
 
 
 def cmd_report(args) -> int:
@@ -138,7 +192,8 @@ def cmd_report(args) -> int:
 
 def cmd_experiments(args) -> int:
     for e in registry.all_experiments():
-        needs = "; needs " + ", ".join(f"{n.experiment} for {', '.join(n.claims)}" for n in e.needs) if e.needs else ""
+        needs = "; needs " + ", ".join(f"{n.experiment} for {', '.join(n.claims) or 'its measurement'}"
+                                         for n in e.needs) if e.needs else ""
         print(f"{e.id:6s} {', '.join(e.claim_ids):28s} {e.title} (science.md {e.sections}); reads "
               f"{e.data.describe()}{needs}")
     return 0
@@ -151,6 +206,8 @@ def cmd_bench(args) -> int:
     what = args.what
     if what == "memory":
         return _bench_memory(args)
+    if what == "attention":
+        return _bench_attention(args)
     session, lm, ts = _setup(args)
     layers = parse_layers(args.layers, lm.n_layers) or list(range(lm.n_layers))
     print(f"bench on {lm.name} ({lm.device}), {ts.n_tokens} tokens ({ts.n_chunks} x {ts.ctx}), "
@@ -185,6 +242,26 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _bench_attention(args) -> int:
+    from . import bench
+
+    for flag in ("attn_tokens", "prompt_tokens", "new_tokens", "repeats"):
+        if getattr(args, flag) < 1:
+            raise SemphaseError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}.")
+    lm = Session(settings_from(args)).model(args.model)
+    r = bench.bench_attention(lm, args.attn_tokens, args.prompt_tokens, args.new_tokens, args.repeats, args.seed)
+    print(f"attention on {r['model']} ({r['device']}), one layer: {r['heads']} query heads, {r['kv_heads']} key/value "
+          f"heads, d_head {r['d_head']}, {r['attn_tokens']} tokens, median of {r['repeats']}: softmax (eager, as the "
+          f"Bridge) {r['softmax_eager_s'] * 1e3:.2f} ms; softmax (PyTorch fused) {r['softmax_fused_s'] * 1e3:.2f} ms; "
+          f"kernelised elu+1 (factorised, chunks of 64) {r['kernel_s'] * 1e3:.2f} ms; ratio eager/kernel "
+          f"{r['ratio_eager_over_kernel']:.2f}x, fused/kernel {r['ratio_fused_over_kernel']:.2f}x (FLOPs per head "
+          f"{r['flops_softmax_per_head'] / 1e6:.1f}M vs {r['flops_kernel_per_head'] / 1e6:.1f}M)")
+    print(f"generation, greedy, prompt {r['prompt_tokens']} + {r['new_tokens']} tokens: with the key/value cache "
+          f"{r['gen_cache_tok_s']:.1f} tokens/s; without {r['gen_nocache_tok_s']:.1f} tokens/s; ratio "
+          f"{r['gen_ratio']:.2f}x; same tokens: {r['same_tokens']}" + (f" ({r['gen_note']})" if r['gen_note'] else ""))
+    return 0
+
+
 def _bench_memory(args) -> int:
     from . import bench
 
@@ -206,6 +283,50 @@ def _bench_memory(args) -> int:
     print(f"growth {growth / mib:.0f} MiB from {rows[0]['tokens']} to {rows[-1]['tokens']} tokens; one chunk's "
           f"activations {per_chunk / mib:.0f} MiB: {'within' if growth <= per_chunk else 'EXCEEDS'} one chunk")
     return 0 if growth <= per_chunk else 1
+
+
+def cmd_stimuli(args) -> int:
+    """``stimuli check FILE --model M``: the checker's verdict per word, one line per item."""
+    from .models import load_tokenizer
+    from .semantic.stimuli import check_stimuli, load_stimuli
+    from .semantic.stimuli_report import check_lines
+
+    stimuli = load_stimuli(args.file)
+    tokenizer = load_tokenizer(args.model)
+    lines, usable = check_lines(stimuli, check_stimuli(stimuli, tokenizer), tokenizer, args.model)
+    print("\n".join(lines))
+    if not usable:
+        raise SemphaseError(f"no word of {stimuli.source!r} can be measured on {args.model}; fix the problems "
+                            "listed above (one line each) and check again.")
+    return 0
+
+
+def cmd_data(args) -> int:
+    """``data fetch``: WikiText-2 raw into the local store; ``data where``: the copy a run reads."""
+    from . import data
+
+    if args.data_command == "fetch":
+        store = data.store_dir(args.store)
+        for copy in data.fetch_wikitext(args.store):
+            print(f"{copy.split}: stored {copy.path} (sha256 {copy.sha256[:16]}, in {data.CHECKSUMS})")
+        default = data.store_dir(None).resolve() == store.resolve()
+        print(f"runs read this store {'by default' if default else f'with --data-dir {store} or {data.STORE_ENV}={store}'}"
+              f" (unless --data-dir or ${data.DATA_DIR_ENV} names another copy)")
+        return 0
+    failed = []
+    for split in data.FETCH_SPLITS:
+        try:
+            copy = data.locate_wikitext(split, args.data_dir)
+            if copy.path is not None:
+                copy = data.read_local(copy)[1]
+            print(copy.describe())
+        except SemphaseError as exc:
+            print(f"{split}: none: {exc}")
+            failed.append(split)
+    if len(failed) == len(data.FETCH_SPLITS):
+        raise SemphaseError("a run can read no split of WikiText-2 (the lines above say why); fix the copy or the "
+                            "option they name.")
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -236,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "experiments":
             return cmd_experiments(args)
+        if args.command == "stimuli":
+            return cmd_stimuli(args)
+        if args.command == "data":
+            return cmd_data(args)
         return cmd_models(args)
     except SemphaseError as exc:
         print(f"semphase: error: {exc}", file=sys.stderr)

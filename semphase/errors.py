@@ -23,3 +23,9 @@ class DataUnavailable(SemphaseError):
 
 class NonFiniteLoss(SemphaseError):
     """A forward pass produced a NaN or infinite loss."""
+
+
+class NoMeasurableWords(SemphaseError):
+    """No word of a stimuli file can be measured on the model: the semantic experiments (and those
+    that read their evidence as part of their own measurement) stop with one sentence; pytest skips
+    their claim tests with it."""

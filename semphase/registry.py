@@ -20,6 +20,10 @@ EXPERIMENTS: dict[str, str] = {
     "exp1": "semphase.experiments.exp1",
     "exp2": "semphase.experiments.exp2",
     "exp3": "semphase.experiments.exp3",
+    "exp6": "semphase.experiments.exp6",
+    "exp7": "semphase.experiments.exp7",
+    "exp8": "semphase.experiments.exp8",
+    "exp9": "semphase.experiments.exp9",
     "exp10": "semphase.experiments.exp10",
 }
 
@@ -55,19 +59,25 @@ class Data:
 
 @dataclass(frozen=True)
 class Need:
-    """Evidence of another experiment that some claims of this one need.
+    """Evidence of another experiment that this one needs.
 
-    When one of ``claims`` is evaluated, the session calls ``attach(evidence, fetch)``
+    Two kinds. A measurement need (``claims`` empty, no ``attach``): this experiment's
+    ``measure(ctx)`` asks for it with ``ctx.need(experiment)`` (exp8 fits exp3's g(l/L)). A claim
+    need: when one of ``claims`` is evaluated, the session calls ``attach(evidence, fetch)``
     ("module:function", relative to the experiment's package); ``fetch()`` measures
     ``experiment`` on the same model through the session (once, cached) and returns
-    ``(its evidence, None)`` or ``(None, why it cannot be had)``. ``attach`` adds what the claims
+    ``(its evidence, None)`` or ``(None, why it cannot be had)``. ``parts`` and ``heldout`` ask for
+    less than the whole measurement (the session keys the evidence on them, so a need for part "a" of
+    exp10 without its held-out range never starts the rest). ``attach`` adds what the claims
     read to this experiment's evidence (and need not fetch when the evidence cannot use it).
     """
 
     experiment: str
-    claims: tuple[str, ...]
-    attach: str
+    claims: tuple[str, ...] = ()
+    attach: str = ""
     why: str = ""
+    parts: str | None = None  # only these parts of ``experiment`` (None: all of them)
+    heldout: bool = True  # False: without its held-out range (exp6 reads exp10's rank-range sweep alone)
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class Experiment:
     needs: tuple[Need, ...] = ()
     markers: tuple[str, ...] = ("claims",)
     asserts_at_smoke: bool = False  # the smoke budget shrinks tokens; a stimuli experiment may still assert
+    across: str = ""  # "module:function" deriving evidence across two or more models (its claims are extra rules)
     package: str = ""
 
     @property
@@ -106,6 +117,11 @@ class Experiment:
     def report(self):
         """The experiment's :class:`semphase.report.ReportSpec`."""
         return self._resolve("report:REPORT")
+
+    @property
+    def across_models(self) -> Callable | None:
+        """``across(list of per-model evidence) -> derived evidence``, or None."""
+        return self._resolve(self.across) if self.across else None
 
     def attach(self, need: Need) -> Callable:
         return self._resolve(need.attach)

@@ -247,7 +247,7 @@ def render(exp, records: list[dict], layout: OutputLayout) -> str:
         lines += spec.section(rec, layout)
         if spec.figure_glob:
             lines += figure_links(layout, spec.figure_glob.format(tag=ev["tag"]),
-                                  None if ev.get("kind") == "cross-model" else (lambda name: "cross" in name))
+                                  None if ev.get("kind") else (lambda name: "cross" in name))
     return "\n".join(lines) + "\n"
 
 
@@ -309,6 +309,13 @@ def render_summary(layout: OutputLayout) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     lines += rows
     return "\n".join(lines) + "\n"
+
+
+def summary_table(layout: OutputLayout) -> str:
+    """The claims summary's totals and table (what a run prints at its end)."""
+    lines = render_summary(layout).splitlines()
+    start = next((i for i, l in enumerate(lines) if l.startswith("Totals:")), len(lines) - 1)
+    return "\n".join(lines[start:])
 
 
 def write_summary(layout: OutputLayout) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import registry
 from .budgets import Budget, get_budget
 from .claims import ClaimResult
-from .errors import SemphaseError
+from .errors import NoMeasurableWords, SemphaseError
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Settings:
     eval_tokens: int | None = None  # held-out tokens after the rank range (None: the budget's)
     data_dir: str | None = None
     text_file: str | None = None
-    split: str = "validation"
+    split: str | None = None  # WikiText split (None: the experiment's declared split)
     output_dir: str | None = None
     cache_dir: str | None = None
     no_cache: bool = False
@@ -72,6 +72,7 @@ class MeasureContext:
     parts: str | None
     layers: str | None
     head_batch: int
+    heldout: bool = True  # False when another experiment's need asks for no held-out range
 
     def tokens(self):
         """The evaluation tokens the budget names, from the experiment's data (WikiText split or
@@ -80,11 +81,35 @@ class MeasureContext:
 
     def eval_tokens(self, rank):
         """The held-out range right after ``rank`` (the budget's size), or None when the data
-        hold less than one chunk after it."""
+        hold less than one chunk after it (or when this measurement was asked for without one)."""
+        if not self.heldout:
+            return None
         return self.session.eval_tokens(self.lm, self.experiment.data, rank)
 
     def stimuli(self):
         return self.session.stimuli()
+
+    def split_tokens(self):
+        """The whole split (or --text-file) in chunks of the budget's length, for experiments that
+        draw chunks from all of it (exp7)."""
+        return self.session.split_tokens(self.lm, self.experiment.data)
+
+    def need(self, exp_id: str) -> tuple[dict | None, str | None]:
+        """Another experiment's evidence on this model, measured through the session (once,
+        cached): ``(evidence, None)`` or ``(None, why it cannot be had)``. Only an experiment that
+        this one declares in its ``needs`` may be asked for. A stimuli file with no measurable word
+        (:class:`~semphase.errors.NoMeasurableWords`) is raised, not returned: the measurement that
+        needs it stops with that sentence (exp8 parts a/b; a claim need, such as exp10's C19, gets
+        the reason through :meth:`Session.fetch` instead and skips)."""
+        if exp_id not in {n.experiment for n in self.experiment.needs}:
+            raise ValueError(f"{self.experiment.id} asks for {exp_id}'s evidence but does not declare the need")
+        need = next(n for n in self.experiment.needs if n.experiment == exp_id)
+        try:
+            return self.session.evidence(exp_id, self.lm, need), None
+        except NoMeasurableWords:
+            raise  # a stimuli file with no measurable word stops this measurement too, in one sentence
+        except SemphaseError as exc:
+            return None, str(exc)
 
     def say(self, text: str) -> None:
         if self.progress:
@@ -157,7 +182,7 @@ class Session:
 
         s = self.settings
         budget = s.get_budget()
-        split = s.split if data.kind == "wikitext" and s.split else data.split
+        split = s.split or data.split
         return load_eval_tokens(lm.tokenizer, budget.tokens, budget.ctx, split, s.data_dir, s.text_file)
 
     def eval_tokens(self, lm, data: registry.Data, rank):
@@ -167,7 +192,7 @@ class Session:
 
         s = self.settings
         budget = s.get_budget()
-        split = s.split if data.kind == "wikitext" and s.split else data.split
+        split = s.split or data.split
         start = rank.meta.get("token_range", [0, rank.n_tokens])[1]
         available = rank.meta.get("tokens_available", 0) - start
         want = available if budget.eval_tokens is None else min(budget.eval_tokens, available)
@@ -175,6 +200,13 @@ class Session:
         if want < rank.ctx:
             return None
         return load_eval_tokens(lm.tokenizer, want, rank.ctx, split, s.data_dir, s.text_file, start=start)
+
+    def split_tokens(self, lm, data: registry.Data):
+        """Every token of the split (or text file), in chunks of the budget's length."""
+        from .data import load_eval_tokens
+
+        s = self.settings
+        return load_eval_tokens(lm.tokenizer, None, s.get_budget().ctx, s.split or data.split, s.data_dir, s.text_file)
 
     def stimuli(self):
         from .semantic.stimuli import load_stimuli
@@ -194,20 +226,31 @@ class Session:
         experiments that declare it does not shrink them."""
         return self.settings.get_budget().asserts_claims or exp.asserts_at_smoke
 
-    def evidence(self, exp_id: str, lm) -> dict:
+    def evidence(self, exp_id: str, lm, need: registry.Need | None = None) -> dict:
         """``exp_id``'s evidence on ``lm``: measured once per session, its expensive units cached
-        in the evidence store across sessions."""
+        in the evidence store across sessions. For another experiment's ``need``: only the parts it
+        names and, with ``need.heldout`` false, no held-out range (the evidence is keyed on both,
+        so asking for less never starts the whole measurement); otherwise the run's ``--parts``."""
         exp = registry.get(exp_id)
         s = self.settings
+        parts, heldout, layers = (s.parts, True, s.layers) if need is None else (need.parts, need.heldout, None)
         key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.eval_tokens, s.split, s.data_dir, s.text_file,
-               s.stimuli, s.seed, s.parts, s.layers)
+               s.stimuli, s.seed, parts, heldout, layers)
         if key not in self._evidence:
             if exp.data.kind == "stimuli":
                 self.stimuli()  # a bad --stimuli fails before any measurement
             ctx = MeasureContext(self, exp, lm, self.store, s.get_budget(), self.asserts_claims(exp), s.seed,
-                                 s.progress, s.parts, s.layers, self.head_batch(lm))
+                                 s.progress, parts, layers, self.head_batch(lm), heldout)
             self._evidence[key] = exp.measure(ctx)
         return self._evidence[key]
+
+    def fetch(self, exp_id: str, lm, need: registry.Need | None = None) -> tuple[dict | None, str | None]:
+        """``exp_id``'s evidence on ``lm`` (what ``need`` asks for): (evidence, None), or (None, why it
+        cannot be measured)."""
+        try:
+            return self.evidence(exp_id, lm, need), None
+        except SemphaseError as exc:
+            return None, str(exc)
 
     def _resolve_needs(self, exp: registry.Experiment, ev: dict, lm, test: str) -> None:
         for need in exp.needs_for(test):
@@ -215,14 +258,7 @@ class Session:
             if mark in self._attached:
                 continue
 
-            def fetch(need=need):
-                """(evidence, None), or (None, why it cannot be measured)."""
-                try:
-                    return self.evidence(need.experiment, lm), None
-                except SemphaseError as exc:
-                    return None, str(exc)
-
-            exp.attach(need)(ev, fetch)
+            exp.attach(need)(ev, lambda need=need: self.fetch(need.experiment, lm, need))
             self._attached.add(mark)
 
     def evaluate(self, exp_id: str, ev: dict, test: str, lm=None) -> ClaimResult:
@@ -235,8 +271,7 @@ class Session:
 
     def evaluate_all(self, exp_id: str, ev: dict, lm=None) -> list[ClaimResult]:
         exp = registry.get(exp_id)
-        names = exp.claims.rules if ev.get("kind") != "cross-model" else exp.claims.extra
-        return [self.evaluate(exp_id, ev, t, lm) for t in names]
+        return [self.evaluate(exp_id, ev, t, lm) for t in exp.claims.tests_for(ev)]
 
     # -- output -----------------------------------------------------------------------------
     def publish(self, exp_id: str, ev: dict, claims: list[dict]) -> list[str]:
@@ -256,6 +291,18 @@ class Session:
         claims = [c.to_json() for c in self.evaluate_all(exp_id, ev, lm)]
         written = self.publish(exp_id, ev, claims)
         return ev, claims, written
+
+
+    def run_across(self, exp_id: str) -> tuple[dict, list[dict], list[str]]:
+        """The experiment's comparison across every model of the session (``Experiment.across``):
+        each model's evidence (measured once), the derived evidence, its claims, its report."""
+        exp = registry.get(exp_id)
+        if exp.across_models is None:
+            raise SemphaseError(f"{exp_id} has no comparison across models; run it on one --model at a time.")
+        evs = [self.evidence(exp_id, self.model(name)) for name in self.settings.models]
+        ev = exp.across_models(evs)
+        claims = [c.to_json() for c in self.evaluate_all(exp_id, ev)]
+        return ev, claims, self.publish(exp_id, ev, claims)
 
 
 def parse_layers(text: str | None, n_layers: int) -> list[int] | None:

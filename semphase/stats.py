@@ -72,6 +72,16 @@ def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def basic_interval(point: float, samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The basic (reverse-percentile) bootstrap interval [2 point - q_hi, 2 point - q_lo]. For a
+    statistic biased by the sample size (a PCA rank from n samples in d dimensions is below the
+    population's, and resampling with repeats lowers it again), the percentile interval carries the
+    bias twice and can miss the population's value; the basic interval reflects the replicates about
+    the point, corrects for it, and need not contain the point itself (a machinery test shows it)."""
+    lo, hi = interval(samples, level)
+    return float(2 * point - hi), float(2 * point - lo)
+
+
 def removable_replicates(steps: Sequence[int], ratios: np.ndarray, threshold: float) -> np.ndarray:
     """:func:`removable` for each row of ``ratios`` [n_boot, step]."""
     steps_arr = np.asarray(steps)

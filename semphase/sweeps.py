@@ -6,7 +6,9 @@ sums (see :data:`semphase.ablation.BLOCK`):
 
 * baseline: [chunk, block]
 * single-head sweep: [layer, head, chunk, block] (NaN for layers not swept)
-* cumulative curve: [step, chunk, block]
+* cumulative curve: [step, chunk, block] (any kind of ``ablation.INTERVENTIONS``, attention
+  replacements included; ``assigned_curve``: each head its own kind)
+* weight edits (exp6's W_Q injections): [item, chunk, block]
 
 A run that is killed resumes at the first unfinished unit; finished units are read back,
 not recomputed.
@@ -20,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .ablation import BLOCK, AblationEngine, Head, block_counts, block_sums
+from .ablation import BLOCK, AblationEngine, Head, block_counts, block_sums, check_finite
 from .cache import EvidenceStore
 from .data import TokenSet
 
@@ -175,3 +177,54 @@ def joint(engine: AblationEngine, ts: TokenSet, kind: str, heads: Sequence[Head]
     """All ``heads`` ablated together: per-block loss sums [chunk, block]."""
     heads = sorted((int(l), int(h)) for l, h in heads)
     return curve(engine, ts, kind, heads, [len(heads)], store, means, means_tokens, name, progress)[0]
+
+
+def edited(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, kind: str, key: dict, items: Sequence[str],
+           edit: Callable[[str], tuple[int, object]], name: str = "weight edits",
+           progress: Progress | None = None) -> np.ndarray:
+    """Each item a weight edit of the model: per-block loss sums [item, chunk, block],
+    checkpointed per (item, chunk) through :func:`chunk_units`.
+
+    ``edit(item)`` returns ``(first layer it changes, a context manager that applies the edit and
+    restores the weights on exit)``; the chunk's forward then resumes from that layer's captured
+    input (an edit of layer l cannot change what enters blocks 0..l-1). An item's id must change
+    whenever its edit does (exp6 puts a hash of the injected matrices in it).
+    """
+    entry = store.entry(kind, dict(base_key(engine.lm, ts), **key))
+    out = np.full((len(items), ts.n_chunks, len(block_counts(ts.ctx - 1))), np.nan)
+
+    def compute(cap, item, c):
+        start, context = edit(item)
+        if start >= engine.n_layers:  # the edit changes nothing
+            return block_sums(cap.baseline_nll)
+        with context:
+            nll = engine.resume_nll(cap, start, [])[0]
+        check_finite(nll, f"{name}: {item}, chunk {c}")
+        return block_sums(nll)
+
+    for i, c, data in chunk_units(engine, ts, store, entry, list(items), lambda item, c: f"{item}_c{c}", compute,
+                                  name, progress):
+        out[i, c, :] = np.asarray(data)
+    return out
+
+
+def assigned_curve(engine: AblationEngine, ts: TokenSet, order: Sequence[tuple[int, int, str]], steps: Sequence[int],
+                   store: EvidenceStore, means: torch.Tensor | None = None, means_tokens: str | None = None,
+                   name: str = "assigned curve", progress: Progress | None = None) -> np.ndarray:
+    """Cumulative curve where each head carries its own kind, ``(layer, head, kind)`` (the
+    original's "mixed" linearisation, each head its best method): for each n in ``steps`` the first
+    n entries of ``order`` applied together. Per-block loss sums [step, chunk, block],
+    checkpointed per (step, chunk) like :func:`curve`."""
+    order = [(int(l), int(h), str(k)) for l, h, k in order]
+    steps = [int(s) for s in steps]
+    key = dict(base_key(engine.lm, ts), ablation="assigned", means_tokens_sha256=means_tokens,
+               order=[list(x) for x in order])
+    entry = store.entry("curve-assigned", key)
+    out = np.full((len(steps), ts.n_chunks, len(block_counts(ts.ctx - 1))), np.nan)
+
+    def compute(cap, n, c):
+        return block_sums(engine.assigned_nll(cap, order[:n], means, step=f"{name}, {n} heads changed, chunk {c}"))
+
+    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress):
+        out[i, c, :] = np.asarray(data)
+    return out

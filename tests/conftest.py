@@ -38,7 +38,7 @@ def make_tiny_model(folder: Path, arch: str = "llama", seed: int = 0, zero_head:
     ablation cannot change anything.
     """
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = make_tokenizer(folder)
@@ -47,6 +47,11 @@ def make_tiny_model(folder: Path, arch: str = "llama", seed: int = 0, zero_head:
         cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=3, n_head=4,
                          bos_token_id=1, eos_token_id=1)
         model = GPT2LMHeadModel(cfg)
+    elif arch == "neox":  # Pythia's architecture: rotary on a quarter of each head, parallel attention and MLP
+        cfg = GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=128, num_hidden_layers=3,
+                            num_attention_heads=4, rotary_pct=0.25, use_parallel_residual=True,
+                            max_position_embeddings=256, bos_token_id=1, eos_token_id=1)
+        model = GPTNeoXForCausalLM(cfg)
     else:
         cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
@@ -75,6 +80,11 @@ def tiny_llama(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_neox(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-neox"), "neox")
 
 
 @pytest.fixture(scope="session")

@@ -78,10 +78,3 @@ def test_c22_reproduce_harmful_sign_flip(check_claim):
 
 def test_c22_harmful_heads_non_additive_heldout(check_claim):
     check_claim()
-
-
-def test_every_registry_claim_has_a_test():
-    from semphase import registry
-
-    names = set(registry.get(EXPERIMENT).claims.order)
-    assert names <= set(globals()), names - set(globals())

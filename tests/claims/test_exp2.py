@@ -28,10 +28,3 @@ def test_c4_landau_beta_not_universal(check_claim):
 
 def test_c5_linear_response_holds_only_partly(check_claim):
     check_claim()
-
-
-def test_every_exp2_claim_has_a_test():
-    from semphase import registry
-
-    names = set(registry.get(EXPERIMENT).claims.order)
-    assert names <= set(globals()), names - set(globals())
