@@ -12,6 +12,11 @@
 * :func:`contrastive_direction`, :func:`loo_directions`, :func:`split_direction`,
   :func:`random_unit_directions` - directions; :func:`sigma_v2`, :func:`sigma_v1`,
   :func:`jumps` - the order parameter and per-block jumps Δσ_j = σ[j+1] - σ[j].
+* :func:`position_fit`, :func:`adjust_for_position`, :func:`position_record` - the target
+  position of a word whose graded prompts are not length-matched: σ moved, per layer, to the word's
+  mean target position (:data:`POSITION_CONTROL`), and the per-word check that h's effect survives
+  the position covariate. :class:`WordData` applies it (``sigma``, nulls, bootstrap rows);
+  a length-matched word is left exactly as measured.
 
 Nulls (shuffled-sense splits, random unit directions) are vector operations on the stored
 residuals: no new forward passes.
@@ -66,9 +71,132 @@ TWO_STAGE_UNIT = "words (with replacement), then prompts within levels inside ea
 
 
 def design_h(levels: np.ndarray) -> np.ndarray:
-    """h = level / max|level|: the context strength by design, independent of σ."""
-    top = np.max(np.abs(levels))
-    return np.asarray(levels, float) / (top if top > 0 else 1.0)
+    """h = level/4: the context strength by design, independent of σ (strong A +1, strong B -1,
+    also where a word's file lacks a level or its prompts were dropped)."""
+    from .stimuli import LEVELS
+
+    return np.asarray(levels, float) / float(max(LEVELS))
+
+
+# -- the target position, where a word is not length-matched --------------------------------------
+
+POSITION_CONTROL = ("regression adjustment within the word: per layer i, OLS of σ_i on 1, h = level/4 and the target "
+                    "position over the word's graded prompts; σ_i(p) - ĉ_i·(position(p) - mean position), so every "
+                    "prompt's σ is moved to the word's mean target position (a layer whose σ_i does not vary across "
+                    "the word's prompts is left as it is); bootstrap replicates refit ĉ_i on the resampled prompts")
+POSITION_CONTROL_SHORT = ("regression adjustment within the word: σ_i moved to the word's mean target position with "
+                          "the position coefficient of the OLS of σ_i on h = level/4 and the target position, per layer")
+POSITION_NONE = "none needed: the word is length-matched (one token count, so one target position)"
+POSITION_NOT_SEPARABLE = ("none possible: the target position is a linear function of the level over the word's "
+                          "graded prompts, so a position effect cannot be told from a level effect; σ is used as measured")
+COLLINEAR_WARNING = 0.9  # |corr(h, position)| above this: the adjustment is imprecise (said per word)
+
+
+def position_fit(h: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The within-word position adjustment of :data:`POSITION_CONTROL` for prompts with design
+    ``h`` and target ``position``: ``(weights [n], centred positions [n])``, where the weights give
+    the position coefficient ĉ = weights · σ of the OLS of σ on [1, h, position]. None where the
+    position is constant (length-matched: nothing to control) or the design has rank < 3 (position
+    not separable from h)."""
+    pos = np.asarray(position, float)
+    if pos.size == 0 or np.ptp(pos) == 0:
+        return None
+    Z = np.column_stack([np.ones_like(pos), np.asarray(h, float), pos])
+    if np.linalg.matrix_rank(Z) < 3:
+        return None
+    return np.linalg.pinv(Z)[2], pos - pos.mean()
+
+
+def adjust_for_position(sigma: np.ndarray, fit: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """σ [..., n prompts, k] moved to the mean target position (:func:`position_fit`), column by
+    column (k layers, or k null directions); ``sigma`` itself where ``fit`` is None. A column that
+    does not vary across the prompts (i = 0 where the embedding carries no position) is left exactly
+    as it is."""
+    if fit is None:
+        return sigma
+    weights, centred = fit
+    s = np.asarray(sigma, np.float64)
+    c = np.einsum("n,...nk->...k", weights, s)
+    scale = np.maximum(1.0, np.abs(s).max(-2))
+    flat = np.ptp(s, axis=-2) <= 1e-12 * scale
+    c = np.where(flat, 0.0, c)
+    return s - centred[:, None] * c[..., None, :]
+
+
+def _ols_h(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients [p, k], two-sided t-test p-values [p, k]) of OLS of each column of y [n, k] on X [n, p]."""
+    from scipy import stats as sps
+
+    n, k = X.shape
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    df = n - k
+    if df <= 0:
+        return beta, np.full_like(beta, np.nan)
+    s2 = (resid ** 2).sum(0) / df
+    se = np.sqrt(np.outer(np.diag(np.linalg.pinv(X.T @ X)), s2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(se > 0, beta / np.where(se > 0, se, 1.0), np.nan)
+    return beta, 2 * sps.t.sf(np.abs(t), df)
+
+
+def position_record(wd: "WordData") -> dict:
+    """What one word's evidence says about its target position: length-matched or not, the token
+    counts and positions, the control applied, and (where it is applied) the per-word check that the
+    level effect survives the position covariate: per layer, h's OLS slope alone and h's coefficient
+    with the position beside it (two-sided p, n - 3 df)."""
+    pos = wd.positions
+    n_tok = wd.n_tokens
+    rec = {"length_matched": bool(wd.length_matched), "n_tokens": [int(n_tok.min()), int(n_tok.max())],
+           "target_position": [int(pos.min()), int(pos.max())], "n_positions": int(len(set(pos.tolist())))}
+    if wd.length_matched:
+        return {**rec, "control": "none", "method": POSITION_NONE}
+    h = wd.h
+    rec["corr_h_position"] = float(np.corrcoef(h, pos)[0, 1]) if np.ptp(h) > 0 else None
+    rec["corr_abs_h_position"] = float(np.corrcoef(np.abs(h), pos)[0, 1]) if np.ptp(np.abs(h)) > 0 else None
+    rec["collinear"] = bool(rec["corr_h_position"] is not None and abs(rec["corr_h_position"]) > COLLINEAR_WARNING)
+    if wd.position_fit is None:
+        return {**rec, "control": "not separable", "method": POSITION_NOT_SEPARABLE}
+    y = wd.sigma_raw
+    ones = np.ones_like(h)
+    b_raw, p_raw = _ols_h(y, np.column_stack([ones, h]))
+    b_adj, p_adj = _ols_h(y, np.column_stack([ones, h, pos]))
+    sig_raw, sig_adj = p_raw[1] < 0.05, p_adj[1] < 0.05
+    survives = sig_adj & (np.sign(b_adj[1]) == np.sign(b_raw[1]))
+    return {**rec, "control": "adjusted", "method": POSITION_CONTROL,
+            "h_slope_raw": b_raw[1].tolist(), "h_p_raw": p_raw[1].tolist(),
+            "h_coef_adjusted": b_adj[1].tolist(), "h_p_adjusted": p_adj[1].tolist(),
+            "position_coef": b_adj[2].tolist(), "position_p": p_adj[2].tolist(),
+            "n_layers": int(len(survives)), "n_layers_h_significant_raw": int(sig_raw.sum()),
+            "n_layers_h_significant_adjusted": int(sig_adj.sum()),
+            "h_survives_final_layer": bool(survives[-1]),
+            "check": "h significant (p < 0.05) with the position covariate and of the same sign as without it"}
+
+
+def position_note(ev: dict) -> str:
+    """What a claim that compares levels adds to its statement when some measured word is not
+    length-matched (nothing otherwise)."""
+    n = len((ev.get("position_control") or {}).get("words_not_length_matched") or [])
+    if not n:
+        return ""
+    return (f"; for the {n} measured word{'s' if n > 1 else ''} not length-matched, σ is first moved to the word's mean "
+            "target position (per layer, a within-word OLS of σ on h = level/4 and the target position; see the report)")
+
+
+def with_position_note(statement):
+    """A rule's statement (text or a function of the evidence) with :func:`position_note` appended."""
+    def text(ev: dict) -> str:
+        return (statement(ev) if callable(statement) else statement) + position_note(ev)
+    return text
+
+
+def position_summary(data: dict) -> dict:
+    """The evidence's top-level record of position control over the measured words."""
+    not_matched = [w for w, wd in data.items() if not wd.length_matched]
+    return {"n_words": len(data), "n_length_matched": len(data) - len(not_matched),
+            "words_not_length_matched": not_matched,
+            "words_not_separable": [w for w in not_matched if data[w].position_fit is None],
+            "method": POSITION_CONTROL, "length_matched_method": POSITION_NONE}
 
 
 def _pad_id(tokenizer) -> int:
@@ -249,24 +377,52 @@ def prompt_summary(sigma: np.ndarray) -> dict:
 
 class WordData:
     """One word's measured residuals: the final-layer residuals of its direction prompts
-    (sense A first) and φ_i (i = 0..L) at the target of its graded prompts, with their levels."""
+    (sense A first) and φ_i (i = 0..L) at the target of its graded prompts, with their levels and
+    target positions. ``sigma`` is the σ every level comparison uses: as measured for a
+    length-matched word, moved to the word's mean target position otherwise (:func:`position_fit`);
+    ``sigma_raw`` is σ as measured."""
 
-    def __init__(self, word: str, stimuli_word, graded, encoded, final_dir: np.ndarray, phi: np.ndarray):
+    def __init__(self, word: str, stimuli_word, graded, encoded, final_dir: np.ndarray, phi: np.ndarray,
+                 n_direction: tuple[int, int] | None = None):
         self.word = word
         self.ws = stimuli_word
         self.graded = graded  # list of stimuli.Prompt, ordered by level
         self.encoded = encoded  # stimuli.Encoded of each graded prompt
         self.final_dir = final_dir  # [na + nb, d] float64
-        self.na = len(stimuli_word.direction["A"])
-        self.nb = len(stimuli_word.direction["B"])
+        if n_direction is None:
+            n_direction = (len(stimuli_word.direction["A"]), len(stimuli_word.direction["B"]))
+        self.na, self.nb = n_direction
         self.phi = phi  # [nG, L+1, d] float64
         self.levels = np.array([p.level for p in graded], dtype=float)
+        self.h = design_h(self.levels)
+        self.positions = np.array([e.position for e in encoded], dtype=float)
+        self.n_tokens = np.array([len(e.ids) for e in encoded], dtype=int)
+        self.length_matched = bool(np.ptp(self.positions) == 0) if len(encoded) else True
+        self.position_fit = None if self.length_matched else position_fit(self.h, self.positions)
         self.dirn = contrastive_direction(final_dir[:self.na], final_dir[self.na:])
 
     @functools.cached_property
-    def sigma(self) -> np.ndarray:
-        """σ v2 of every graded prompt along ê_diff: [nG, L+1] (computed once)."""
+    def sigma_raw(self) -> np.ndarray:
+        """σ v2 of every graded prompt along ê_diff, as measured: [nG, L+1] (computed once)."""
         return sigma_v2(self.phi, self.dirn["e_diff"])
+
+    @functools.cached_property
+    def sigma(self) -> np.ndarray:
+        """σ of the analyses [nG, L+1]: ``sigma_raw`` moved to the mean target position where the word
+        is not length-matched (the same array where it is)."""
+        return self.adjust(self.sigma_raw)
+
+    def adjust(self, sigma: np.ndarray) -> np.ndarray:
+        """Any σ of the graded prompts [..., nG, k] (layers, or null directions) under this word's
+        position control (unchanged for a length-matched word)."""
+        return adjust_for_position(sigma, self.position_fit)
+
+    def sigma_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``sigma`` of a resample of the graded prompts (bootstrap rows), the position adjustment
+        refitted on the resampled prompts (as measured where it cannot be refitted)."""
+        if self.position_fit is None:
+            return self.sigma[rows]
+        return adjust_for_position(self.sigma_raw[rows], position_fit(self.h[rows], self.positions[rows]))
 
     def null_directions(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         """[n, d] null directions: ``"random"`` isotropic unit vectors, or ``"shuffled"`` ê_diff of
@@ -280,25 +436,30 @@ class WordData:
         raise ValueError(f"unknown null kind {kind!r}")
 
     def null_sigma(self, directions: np.ndarray) -> np.ndarray:
-        """σ of the graded prompts along each of ``directions`` [n, d]: [n, nG, L+1]."""
-        return np.einsum("pld,rd->rpl", unit(self.phi), directions)
+        """σ of the graded prompts along each of ``directions`` [n, d]: [n, nG, L+1], under the same
+        position control as ``sigma``."""
+        return self.adjust(np.einsum("pld,rd->rpl", unit(self.phi), directions))
 
 
 def load_words(lm, stimuli, store: EvidenceStore, progress=None):
     """Check ``stimuli`` against ``lm``'s tokenizer and return ``(check, words, residual_store,
-    n_tokens)``: ``words`` maps each usable word to its :class:`WordData`. Residuals come from
-    the evidence cache (the units exp1, exp2 and exp3 share: one forward per prompt, ever)."""
-    from .stimuli import check_stimuli
+    n_tokens)``: ``words`` maps each usable word to its :class:`WordData` (its measured prompts:
+    those the check dropped are left out). Residuals come from the evidence cache (the units exp1,
+    exp2 and exp3 share: one forward per prompt, ever). When no word can be measured, raises
+    :class:`~semphase.errors.NoMeasurableWords` (one sentence)."""
+    from .stimuli import check_stimuli, no_words_error
 
     check = check_stimuli(stimuli, lm.tokenizer)
+    usable = check.usable_words(stimuli)
+    if not usable:
+        raise no_words_error(stimuli, check, lm.name)
     rs = ResidualStore(lm, store, stimuli.sha256, check.tokenization)
     out: dict[str, WordData] = {}
     n_tokens = 0
-    usable = check.usable_words(stimuli)
     for n, w in enumerate(usable, 1):
         t0 = time.perf_counter()
         ws = stimuli.words[w]
-        dps, gps = ws.direction_prompts(), ws.graded_prompts()
+        dps, gps = check.direction_prompts(w), check.graded_prompts(w)
         texts = [p.text for p in dps + gps]
         enc = [check.encoded[t] for t in texts]
         n_tokens += sum(len(e.ids) for e in enc)
@@ -306,7 +467,8 @@ def load_words(lm, stimuli, store: EvidenceStore, progress=None):
                      final_only=[True] * len(dps) + [False] * len(gps))
         final_dir = np.stack([a[-1] for a in res[:len(dps)]]).astype(np.float64)
         phi = np.stack(res[len(dps):]).astype(np.float64)
-        out[w] = WordData(w, ws, gps, enc[len(dps):], final_dir, phi)
+        out[w] = WordData(w, ws, gps, enc[len(dps):], final_dir, phi,
+                          (len(check.direction[w]["A"]), len(check.direction[w]["B"])))
         if progress is not None:
             progress(n, len(usable), w, time.perf_counter() - t0)
     return check, out, rs, n_tokens

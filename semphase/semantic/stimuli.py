@@ -3,29 +3,45 @@
 The packaged set is ``semphase/data/stimuli.json`` (its ``format`` field documents the layout);
 ``--stimuli FILE`` replaces it with any file in the same format. :func:`load_stimuli` checks
 the structure and raises a :class:`~semphase.errors.SemphaseError` naming what is wrong;
-:func:`check_stimuli` checks the content against one model's tokenizer and returns, per word,
-what prevents the word from being measured on that model (science.md 0.3):
+:func:`check_stimuli` checks the content against one model's tokenizer and decides, per word,
+which prompts are measured (science.md 0.3). Only what makes a measurement impossible removes a
+word; a prompt that would bias the test is dropped from the test set instead, with one line.
+
+Dropped from the test set (:func:`split_prompts`; each a :class:`DroppedPrompt` line, the word
+stays):
+
+* a graded (test) prompt that is also a direction prompt, compared case-insensitively with
+  whitespace collapsed: it stays in the direction set and leaves the test set;
+* a graded prompt at two different levels (its level is ambiguous: every copy leaves), and the
+  repeat of a graded prompt at one level;
+* a direction prompt of both senses leaves both direction sets; a repeated direction prompt
+  leaves once.
+
+Reported, kept in the test set: a graded prompt that shares more than half of its words with a
+direction prompt of the same word (:func:`overlapping_pairs`, a near-duplicate: it repeats much
+of the data that builds the direction; the packaged file has none). The measure
+(:func:`word_overlap`): each prompt becomes the set of its words, split on whitespace,
+lower-cased, with punctuation (ASCII ``string.punctuation`` and Unicode category P) stripped
+from both ends of each word (a word that is only punctuation is dropped); overlap =
+|graded ∩ direction| / |graded|, the share of the graded prompt's distinct words that also occur
+in the direction prompt (the target word counts, like every other word); a pair is flagged when
+overlap > 0.5 (:data:`OVERLAP_LIMIT`). Every graded prompt (levels 0 and 1-4 of both senses) is
+compared with every direction prompt of its word (both senses). It is not dropped: on short
+prompts the measure flags almost any prompt that shares an article and the target with a
+direction prompt (a bare "the bank" shares 2 of its 2 words with "she went to the bank").
+
+What removes a word (a problem line each; the word is skipped on that model and listed):
 
 * a prompt that does not end with its target word;
 * a target that is not one token found by the exact-match pass scanning from the end, or
   not at the last position (direction and graded prompts end with the target);
-* graded prompts of one word with unequal token counts (the target position must not vary
-  with the context level: science.md 2, weak point v);
-* a prompt in two sets (a direction prompt reused as a test prompt, or one prompt at two
-  levels), compared case-insensitively;
-* a graded prompt that shares more than half of its words with a direction prompt of the same
-  word (:func:`overlapping_pairs`), which would leak the data that builds the direction into the
-  test prompts. The measure (:func:`word_overlap`): each prompt becomes the set of its words,
-  split on whitespace, lower-cased, with punctuation (ASCII ``string.punctuation`` and Unicode
-  category P) stripped from both ends of each word (a word that is only punctuation is
-  dropped); overlap = |graded ∩ direction| / |graded|, the share of the graded prompt's
-  distinct words that also occur in the direction prompt (the target word counts, like every
-  other word); a pair is flagged when overlap > 0.5 (:data:`OVERLAP_LIMIT`). Every graded
-  prompt (levels 0 and 1-4 of both senses) is compared with every direction prompt of its
-  word (both senses); each flagged pair is one problem line naming both prompts and the
-  overlap.
+* fewer than two direction prompts of a sense left (a leave-one-out direction needs two), or
+  graded prompts left at fewer than two levels (a level effect needs two).
 
-A word with any problem is skipped on that model and listed in the evidence.
+Graded prompts of one word need not have equal token counts: a word that is not length-matched
+is measured, and the experiments control the target position (science.md 2, weak point v;
+:func:`semphase.semantic.measure.position_fit`). Whether a word is length-matched is a fact of
+its measured graded prompts (:meth:`StimuliCheck.length_matched`).
 
 Tokenization: the tokenizer's own encoding without special tokens, with the tokenizer's BOS
 token prepended when it has one and does not add it itself (as TransformerLens does for
@@ -41,11 +57,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import SemphaseError
+from ..errors import NoMeasurableWords, SemphaseError
 
 LEVELS = (1, 2, 3, 4)
 SENSES = ("A", "B")
 OVERLAP_LIMIT = 0.5  # a graded prompt sharing more than this share of its words with a direction prompt is flagged
+ORIGINAL_STIMULI_NAME = "original-gradient-prompts"  # a stimuli file converted from the original's prompts:
+# reproduction tests of numbers derived from g(l/L) (exp8, exp9) apply only to it
 
 
 @dataclass(frozen=True)
@@ -261,6 +279,93 @@ def overlapping_pairs(word_stimuli: WordStimuli, limit: float = OVERLAP_LIMIT) -
     return found
 
 
+def _key(text: str) -> str:
+    """How prompts are compared for identity: lower-cased, whitespace collapsed."""
+    return " ".join(text.lower().split())
+
+
+def _level_name(level: int | None) -> str:
+    return "n/a" if level is None else (f"{level:+d}" if level else "0")
+
+
+def _set_name(p: Prompt) -> str:
+    if p.set == "direction":
+        return f"direction {p.sense}"
+    return "graded level 0" if p.level == 0 else f"graded {p.sense}{abs(p.level)}"
+
+
+@dataclass(frozen=True)
+class DroppedPrompt:
+    """A prompt left out of a set (the word is still measured): where it was and why."""
+
+    word: str
+    text: str
+    where: str  # "graded A2", "graded level 0", "direction B"
+    level: int | None  # graded: the nominal level; None for a direction prompt
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.where} prompt {self.text!r}: {self.reason}"
+
+
+def split_prompts(word_stimuli: WordStimuli) -> tuple[dict[str, list[str]], list[Prompt], list[DroppedPrompt]]:
+    """``(direction prompts kept per sense, graded prompts kept in level order, dropped prompts)``
+    of one word, by the rules of the module docstring: a graded prompt that is also a direction
+    prompt, at two levels, or repeated leaves the test set; a direction prompt of both senses
+    leaves both direction sets, a repeated one leaves once. Near-duplicates stay (they are
+    reported)."""
+    ws = word_stimuli
+    dropped: list[DroppedPrompt] = []
+    keys = {s: [_key(t) for t in ws.direction[s]] for s in SENSES}
+    both = set(keys["A"]) & set(keys["B"])
+    direction: dict[str, list[str]] = {}
+    for s in SENSES:
+        seen: set[str] = set()
+        direction[s] = []
+        for text, k in zip(ws.direction[s], keys[s]):
+            if k in both:
+                dropped.append(DroppedPrompt(ws.word, text, f"direction {s}", None, "it is a direction prompt of both "
+                                             "senses (compared case-insensitively): dropped from both direction sets"))
+            elif k in seen:
+                dropped.append(DroppedPrompt(ws.word, text, f"direction {s}", None,
+                                             f"it repeats a direction {s} prompt: the repeat is dropped"))
+            else:
+                seen.add(k)
+                direction[s].append(text)
+    sense_of = {}
+    for s in SENSES:
+        for text, k in zip(ws.direction[s], keys[s]):
+            sense_of.setdefault(k, (s, text))
+    graded = ws.graded_prompts()
+    levels_of: dict[str, list[int]] = {}
+    for p in graded:
+        levels_of.setdefault(_key(p.text), []).append(p.level)
+    kept: list[Prompt] = []
+    seen_graded: set[str] = set()
+    for p in graded:
+        k = _key(p.text)
+        levels = sorted(set(levels_of[k]))
+        if k in sense_of:
+            sense, text = sense_of[k]
+            same = "" if text == p.text else f" {text!r}"
+            kept_for = ("a direction prompt of both senses, dropped from both" if k in both else
+                        "kept for the direction")
+            dropped.append(DroppedPrompt(ws.word, p.text, _set_name(p), p.level,
+                                         f"it is also a direction {sense} prompt{same} (compared case-insensitively): "
+                                         f"dropped from the test set, {kept_for}"))
+        elif len(levels) > 1:
+            dropped.append(DroppedPrompt(ws.word, p.text, _set_name(p), p.level,
+                                         f"it is at {len(levels)} levels ({', '.join(map(_level_name, levels))}), so its "
+                                         "level is ambiguous: every copy is dropped from the test set"))
+        elif k in seen_graded:
+            dropped.append(DroppedPrompt(ws.word, p.text, _set_name(p), p.level,
+                                         "it repeats a prompt of the same level: the repeat is dropped"))
+        else:
+            seen_graded.add(k)
+            kept.append(p)
+    return direction, kept, dropped  # dropped: direction prompts first, then graded ones in level order
+
+
 # -- tokenization --------------------------------------------------------------------------------
 
 def tokenization_choice(tokenizer) -> dict:
@@ -346,6 +451,10 @@ class StimuliCheck:
     control_problems: dict[str, list[str]]
     pair_problems: dict[int, list[str]]
     encoded: dict[str, Encoded]  # prompt text -> encoding, for the prompts of usable words
+    dropped: dict[str, list[DroppedPrompt]] = field(default_factory=dict)  # per word, prompts left out of a set
+    direction: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # per word, kept direction prompts
+    graded: dict[str, list[Prompt]] = field(default_factory=dict)  # per word, kept graded prompts (level order)
+    near_duplicates: dict[str, list[str]] = field(default_factory=dict)  # per word, kept graded near-duplicates
 
     def usable_words(self, stimuli: Stimuli) -> list[str]:
         return [w for w in stimuli.words if not self.word_problems.get(w)]
@@ -356,37 +465,62 @@ class StimuliCheck:
     def usable_pairs(self, stimuli: Stimuli) -> list[int]:
         return [i for i in range(len(stimuli.v1_pairs)) if not self.pair_problems.get(i)]
 
+    def direction_prompts(self, word: str) -> list[Prompt]:
+        """The direction prompts measured for ``word`` (sense A first)."""
+        return [Prompt(t, word, "direction", s, None) for s in SENSES for t in self.direction[word][s]]
+
+    def graded_prompts(self, word: str) -> list[Prompt]:
+        """The graded (test) prompts measured for ``word``, in level order."""
+        return list(self.graded[word])
+
+    def graded_tokens(self, word: str) -> list[int]:
+        """Token counts of ``word``'s measured graded prompts (of a usable word)."""
+        return [len(self.encoded[p.text].ids) for p in self.graded[word]]
+
+    def length_matched(self, word: str) -> bool:
+        """Whether ``word``'s measured graded prompts share one token count (so one target position)."""
+        return len(set(self.graded_tokens(word))) <= 1
+
     def to_json(self) -> dict:
         return {
             "tokenization": self.tokenization,
             "words_skipped": {w: p for w, p in self.word_problems.items() if p},
+            "prompts_dropped": {w: [d.describe() for d in ds] for w, ds in self.dropped.items()
+                                if ds and not self.word_problems.get(w)},
+            "near_duplicates_kept": {w: ds for w, ds in self.near_duplicates.items()
+                                     if ds and not self.word_problems.get(w)},
             "controls_skipped": {w: p for w, p in self.control_problems.items() if p},
             "v1_pairs_skipped": {str(i): p for i, p in self.pair_problems.items() if p},
         }
 
 
 def check_stimuli(stimuli: Stimuli, tokenizer) -> StimuliCheck:
-    """Per-word problems of ``stimuli`` under ``tokenizer`` (empty lists for good words)."""
+    """What ``stimuli`` give under ``tokenizer``: per word the problems that remove it (empty for a
+    measured word), the prompts dropped from a set and the prompts kept (module docstring)."""
     choice = tokenization_choice(tokenizer)
     problems: dict[str, list[str]] = {}
     encoded: dict[str, Encoded] = {}
+    dropped: dict[str, list[DroppedPrompt]] = {}
+    kept_direction: dict[str, dict[str, list[str]]] = {}
+    kept_graded: dict[str, list[Prompt]] = {}
+    near: dict[str, list[str]] = {}
     for word, ws in stimuli.words.items():
+        direction, graded, dropped[word] = split_prompts(ws)
+        kept_direction[word], kept_graded[word] = direction, graded
+        flagged = {(pair.graded, pair.level) for pair in overlapping_pairs(ws)}
+        near[word] = [p.text for p in graded if (p.text, p.level) in flagged]
         found: list[str] = []
-        # a prompt in two sets (case-insensitive), or twice in one set
-        seen: dict[str, str] = {}
-        for set_name, prompts in ws.sets().items():
-            for text in prompts:
-                key = " ".join(text.lower().split())
-                if key in seen:
-                    where = seen[key] if seen[key] == set_name else f"{seen[key]} and {set_name}"
-                    found.append(f"prompt {text!r} appears twice ({where})")
-                else:
-                    seen[key] = set_name
-        # a graded prompt that repeats most of a direction prompt
-        found += [pair.describe() for pair in overlapping_pairs(ws)]
-        prompts = ws.direction_prompts() + ws.graded_prompts()
-        graded_lengths: dict[int, list[str]] = {}
-        for p in prompts:
+        for s in SENSES:
+            if len(direction[s]) < 2:
+                found.append(f"direction {s} has {len(direction[s])} prompt(s) left after the dropped ones; a "
+                             "leave-one-out direction needs at least 2")
+        levels = sorted({p.level for p in graded})
+        if len(levels) < 2:
+            found.append(f"graded prompts are left at {len(levels)} level(s) "
+                         f"({', '.join(map(_level_name, levels)) or 'none'}) after the dropped ones; a level effect "
+                         "needs at least 2")
+        word_encoded: dict[str, Encoded] = {}
+        for p in [Prompt(t, word, "direction", s, None) for s in SENSES for t in direction[s]] + graded:
             if not _ends_with(p.text, word):
                 found.append(f"prompt {p.text!r} does not end with its target {word!r} (context only before the target, "
                              "no final punctuation)")
@@ -396,12 +530,9 @@ def check_stimuli(stimuli: Stimuli, tokenizer) -> StimuliCheck:
             if why:
                 found.append(why)
                 continue
-            encoded[p.text] = enc
-            if p.set == "graded":
-                graded_lengths.setdefault(len(enc.ids), []).append(p.text)
-        if len(graded_lengths) > 1:
-            counts = ", ".join(f"{n} tokens: {len(v)} prompt(s), e.g. {v[0]!r}" for n, v in sorted(graded_lengths.items()))
-            found.append(f"graded prompts have unequal token counts ({counts})")
+            word_encoded[p.text] = enc
+        if not found:
+            encoded.update(word_encoded)
         problems[word] = found
     control_problems: dict[str, list[str]] = {}
     for word, texts in stimuli.controls.items():
@@ -437,4 +568,15 @@ def check_stimuli(stimuli: Stimuli, tokenizer) -> StimuliCheck:
             else:
                 encoded[short], encoded[long] = a, b
         pair_problems[i] = found
-    return StimuliCheck(choice, problems, control_problems, pair_problems, encoded)
+    return StimuliCheck(choice, problems, control_problems, pair_problems, encoded, dropped, kept_direction,
+                        kept_graded, near)
+
+
+def no_words_error(stimuli: Stimuli, check: StimuliCheck, model: str) -> NoMeasurableWords:
+    """The one sentence a semantic experiment stops with when no word of ``stimuli`` can be measured."""
+    first = next(((w, p[0]) for w, p in check.word_problems.items() if p), None)
+    example = f" (the first problem, {first[0]}: {first[1]})" if first else ""
+    path = "semphase/data/stimuli.json" if stimuli.source.startswith("packaged:") else stimuli.source
+    return NoMeasurableWords(f"no word of the stimuli {stimuli.source!r} can be measured on {model}{example}; "
+                             f"`python -m semphase stimuli check {path} --model {model}` lists every problem, one line "
+                             "each: fix the file and run again.")

@@ -79,6 +79,8 @@ def test_packaged_file_passes_the_check_under_smollm2(packaged, smollm2_tokenize
     check = check_stimuli(packaged, tok)
     assert check.tokenization["bos_prepended"] and check.tokenization["bos_token_id"] == tok.bos_token_id
     assert {w: p for w, p in check.word_problems.items() if p} == {}
+    assert {w: d for w, d in check.dropped.items() if d} == {}  # nothing dropped: the measured prompts are the file's
+    assert all(check.length_matched(w) for w in packaged.words)
     assert {w: p for w, p in check.control_problems.items() if p} == {}
     assert {i: p for i, p in check.pair_problems.items() if p} == {}
     # equal token counts within a word: each word of a graded prompt is one token
@@ -141,19 +143,68 @@ def test_checker_flags_a_word_after_the_target(tiny_tokenizer):
     assert _problems(doc, tiny_tokenizer, "bat") == []
 
 
-def test_checker_flags_a_direction_prompt_in_the_graded_set(tiny_tokenizer):
+def test_checker_drops_a_direction_prompt_from_the_graded_set(tiny_tokenizer):
     doc = _tiny_doc()
     doc["words"]["bank"]["graded"]["B"]["3"] = ["the RIVER bank"]  # a direction prompt, other case
-    probs = _problems(doc, tiny_tokenizer)
-    assert any("appears twice" in p and "direction B" in p and "graded B3" in p for p in probs), probs
+    stim = parse_stimuli(doc)
+    check = check_stimuli(stim, tiny_tokenizer)
+    assert check.word_problems["bank"] == [] and check.usable_words(stim) == ["bank", "bat"]
+    [line] = [d.describe() for d in check.dropped["bank"]]
+    assert line.startswith("graded B3 prompt 'the RIVER bank'") and "direction B prompt 'The river bank'" in line
+    assert "dropped from the test set, kept for the direction" in line
+    assert "the RIVER bank" not in [p.text for p in check.graded_prompts("bank")]
+    assert [p.text for p in check.direction_prompts("bank")] == ["She went to the bank", "The money in the bank",
+                                                                 "The river bank", "A steep bank"]
+    assert check.to_json()["prompts_dropped"] == {"bank": [line]}
 
 
-def test_checker_flags_unequal_token_counts(tiny_tokenizer):
+def test_checker_drops_prompts_at_two_levels_and_repeats(tiny_tokenizer):
     doc = _tiny_doc()
-    doc["words"]["bank"]["graded"]["A"]["4"] = ["The river bank"]  # 'river' is several tiny tokens
-    doc["words"]["bank"]["direction"]["B"] = ["A river bank", "A steep bank"]
-    probs = _problems(doc, tiny_tokenizer)
-    assert any("unequal token counts" in p for p in probs), probs
+    g = doc["words"]["bank"]["graded"]
+    g["A"]["1"] = ["Z y bank"]  # also at B2 (as the original's step 1 in both senses): its level is ambiguous
+    g["A"]["2"] = g["A"]["2"] + g["A"]["2"]  # repeated at one level
+    doc["words"]["bank"]["direction"]["A"] = ["She went to the bank", "The money in the bank", "A steep bank"]
+    doc["words"]["bank"]["direction"]["B"] = ["The river bank", "A steep bank", "The water by the bank"]
+    stim = parse_stimuli(doc)
+    check = check_stimuli(stim, tiny_tokenizer)
+    assert check.word_problems["bank"] == [] and check.usable_words(stim) == ["bank", "bat"]
+    lines = [d.describe() for d in check.dropped["bank"]]
+    assert lines[0].startswith("direction A prompt 'A steep bank'") and "both senses" in lines[0]
+    assert lines[1].startswith("direction B prompt 'A steep bank'")
+    assert sum("at 2 levels (-2, +1)" in x for x in lines) == 2
+    assert sum("repeats a prompt of the same level" in x for x in lines) == 1 and len(lines) == 5
+    assert {p.level for p in check.graded_prompts("bank")} == {-4, -3, -1, 0, 2, 3, 4}
+    assert check.direction["bank"] == {"A": ["She went to the bank", "The money in the bank"],
+                                       "B": ["The river bank", "The water by the bank"]}
+    # with one direction B prompt left a leave-one-out direction is impossible: the word is not measured
+    doc["words"]["bank"]["direction"]["B"] = ["The river bank", "A steep bank"]
+    check = check_stimuli(parse_stimuli(doc), tiny_tokenizer)
+    assert check.usable_words(parse_stimuli(doc)) == ["bat"]
+    assert check.word_problems["bank"][0].startswith("direction B has 1 prompt(s) left")
+
+
+def test_checker_needs_two_levels(tiny_tokenizer):
+    doc = _tiny_doc()
+    g = doc["words"]["bat"]["graded"]
+    direction = doc["words"]["bat"]["direction"]["A"][1]  # 'The cave bat'
+    g["0"] = [direction]
+    for s in "AB":
+        for k in "1234":
+            g[s][k] = [direction] if (s, k) != ("A", "4") else g[s][k]
+    check = check_stimuli(parse_stimuli(doc), tiny_tokenizer)
+    assert check.word_problems["bat"] and "left at 1 level(s) (+4)" in check.word_problems["bat"][0]
+    assert check.word_problems["bank"] == []
+
+
+def test_checker_accepts_unequal_token_counts(tiny_tokenizer):
+    doc = _tiny_doc()
+    doc["words"]["bank"]["graded"]["A"]["4"] = ["She paid the money into the bank"]  # longer than the others
+    stim = parse_stimuli(doc)
+    check = check_stimuli(stim, tiny_tokenizer)
+    assert check.word_problems["bank"] == [] and check.usable_words(stim) == ["bank", "bat"]
+    assert not check.length_matched("bank") and check.length_matched("bat")
+    counts = check.graded_tokens("bank")
+    assert counts[-1] > counts[0] and len(set(counts[:-1])) == 1
 
 
 def test_checker_flags_a_target_that_is_not_one_token(tiny_tokenizer):

@@ -1,6 +1,7 @@
 """The overlap rule between graded (test) prompts and direction prompts: the measure on small
-examples, the checker flagging a planted pair on a tiny in-memory document, and the packaged
-stimuli holding no flagged pair (pure word sets: no model, no tokenizer)."""
+examples, the checker reporting a planted pair (kept in the test set; an exact copy is dropped)
+on a tiny in-memory document, and the packaged stimuli holding no flagged pair (pure word sets:
+no model, no tokenizer)."""
 from __future__ import annotations
 
 import copy
@@ -98,28 +99,31 @@ def test_checker_flags_a_planted_overlapping_pair(tiny_tokenizer):
     p = planted[0]
     assert (p.level, p.direction, p.direction_sense, p.shared, p.n_graded_words) == (-3, "He went to the bank", "A", 3, 3)
     assert p.overlap == 1.0
-    # every flagged pair is one problem line naming both prompts and the overlap; the word is skipped
-    check = check_stimuli(stim, tiny_tokenizer)
-    probs = check.word_problems["bank"]
-    lines = [x for x in probs if "shares" in x]
-    assert len(lines) == len(pairs) and all(pair.describe() in probs for pair in pairs)
-    line = next(x for x in lines if "'He to bank'" in x)
+    line = p.describe()
     assert "'He went to the bank'" in line and "direction A" in line and "3 of its 3 words" in line and "1.00" in line
     assert "level -3" in line
     # graded prompts sharing 'he' or 'to' besides the target: 2 of 3 words (0.67); 'A of bank' shares 1 of 3
     flagged = {x.graded for x in pairs}
     assert {"He the bank", "He of bank", "The to bank", "A to bank", "The the bank"} <= flagged
     assert "A of bank" not in flagged
-    assert check.word_problems["bat"] == []
-    assert check.usable_words(stim) == ["bat"]
+    # a near-duplicate is reported, not dropped: the word is measured with every graded prompt
+    check = check_stimuli(stim, tiny_tokenizer)
+    assert check.word_problems == {"bank": [], "bat": []} and check.usable_words(stim) == ["bank", "bat"]
+    assert check.dropped["bank"] == [] and len(check.graded_prompts("bank")) == 9
+    assert set(check.near_duplicates["bank"]) == flagged and check.near_duplicates["bat"] == []
+    assert check.to_json()["near_duplicates_kept"] == {"bank": check.near_duplicates["bank"]}
 
 
-def test_checker_keeps_its_other_checks_next_to_the_overlap(tiny_tokenizer):
+def test_a_copy_of_a_direction_prompt_is_dropped_not_kept_as_a_near_duplicate(tiny_tokenizer):
     doc = _clean_doc()
     doc["words"]["bank"]["graded"]["B"]["3"] = ["river SHORE bank"]  # a direction prompt, other case
-    probs = check_stimuli(parse_stimuli(doc), tiny_tokenizer).word_problems["bank"]
-    assert any("appears twice" in p and "direction B" in p and "graded B3" in p for p in probs), probs
-    assert any("shares 3 of its 3 words" in p and "'river SHORE bank'" in p for p in probs), probs
+    stim = parse_stimuli(doc)
+    assert any(p.graded == "river SHORE bank" and p.overlap == 1.0 for p in overlapping_pairs(stim.words["bank"]))
+    check = check_stimuli(stim, tiny_tokenizer)
+    assert check.word_problems["bank"] == []
+    [d] = check.dropped["bank"]
+    assert d.where == "graded B3" and "direction B prompt 'River shore bank'" in d.reason
+    assert "river SHORE bank" not in check.near_duplicates["bank"]
 
 
 def test_a_flagged_pair_is_found_in_either_sense_and_at_level_zero():

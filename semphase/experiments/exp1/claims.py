@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...claims import ClaimResult, ClaimSet, rule, check, cond
+from ...semantic.measure import with_position_note
 from .measure import C1_TOLERANCE
 
 MIN_WORDS = 20
@@ -19,8 +20,8 @@ def _words_needed(ev: dict) -> int:
 def _claim_tokens_statement(ev: dict) -> str:
     need = _words_needed(ev)
     return ("each measured word's targets are one token found by exact match scanning from the end, at the "
-            "last position, with equal token counts over its graded prompts; words that fail are skipped and "
-            f"listed, and at least {need} words remain" + (" (all 9 of the original's words, for gpt2)"
+            "last position (its graded prompts need not be length-matched: the target position is then controlled); "
+            f"words that fail are skipped and listed, and at least {need} words remain" + (" (all 9 of the original's words, for gpt2)"
             if _is_gpt2(ev) else ""))
 
 
@@ -75,7 +76,8 @@ def _null_needs(key: str):
     return needs
 
 
-@rule("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", _claim_c2_statement, needs=_null_needs("c2"))
+@rule("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", with_position_note(_claim_c2_statement),
+      needs=_null_needs("c2"))
 def claim_c2(ev: dict, r: ClaimResult) -> None:
     c = ev["c2"]
     r.conditions.append(cond("mean τ vs null 95th percentile", c["mean_tau"], ">", c["null"]["q95"]))
@@ -101,7 +103,8 @@ def _claim_c3_statement(ev: dict) -> str:
             "test asserts the original's conclusion")
 
 
-@rule("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", _claim_c3_statement, needs=_null_needs("c3"))
+@rule("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", with_position_note(_claim_c3_statement),
+      needs=_null_needs("c3"))
 def claim_c3(ev: dict, r: ClaimResult) -> None:
     c = ev["c3"]
     sh = c["shuffled_sense_directions"]

@@ -15,7 +15,9 @@
   graded prompts and for unambiguous control words.
 
 Every null is a vector operation on the residuals measured once per prompt (and cached):
-no extra forward pass. :data:`CLAIMS` maps each claim test to its decision rule; the pytest
+no extra forward pass. A word whose graded prompts are not length-matched is measured with σ moved
+to its mean target position (:data:`semphase.semantic.measure.POSITION_CONTROL`): τ, the jumps and
+every null use that σ; the per-prompt records keep σ as measured beside it (``sigma_raw``). :data:`CLAIMS` maps each claim test to its decision rule; the pytest
 tests and the CLI report use the same rules.
 """
 from __future__ import annotations
@@ -27,8 +29,9 @@ from scipy import stats as sps
 
 from ...cache import EvidenceStore
 from ...device import seed_everything
-from ...semantic.measure import (biggest_jump, entry_point, finish, jumps, load_words, loo_directions, prompt_summary,
-                                 random_unit_directions, say, shuffled_splits, sigma_v1, sigma_v2, unit)
+from ...semantic.measure import (biggest_jump, entry_point, finish, jumps, load_words, loo_directions, position_record,
+                                 position_summary, prompt_summary, random_unit_directions, say, shuffled_splits,
+                                 sigma_v1, sigma_v2, unit)
 from ...semantic.stimuli import Stimuli
 
 N_NULL = 200
@@ -88,7 +91,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         loo = loo_directions(final_dir[:na], final_dir[na:])
         loo_sigma = np.einsum("kd,kd->k", unit(final_dir), loo)
         truth = np.array([1] * na + [-1] * nb)
-        sig = wd.sigma  # [nG, L+1]
+        sig = wd.sigma  # [nG, L+1], at the word's mean target position where it is not length-matched
         dsig = jumps(sig)
         tau, tau_p = sps.kendalltau(levels, sig[:, -1])
         j_star, j_val = biggest_jump(dsig)
@@ -101,8 +104,9 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
             "cos_AB": dirn["cos_ab"],
             "loo_direction_sign_accuracy": float(np.mean(np.sign(loo_sigma) == truth)),
             "loo_direction_sigma": loo_sigma.tolist(),
-            "n_tokens_graded": len(wd.encoded[0].ids),
-            "target_position_graded": int(wd.encoded[0].position),
+            "n_tokens_graded": int(wd.n_tokens[0]) if wd.length_matched else None,
+            "target_position_graded": int(wd.positions[0]) if wd.length_matched else None,
+            "position": position_record(wd),
             "kendall_tau": float(tau),
             "kendall_p": float(tau_p),
             "sigma_final_level_means": level_means,
@@ -112,11 +116,12 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
             "mean_abs_jump": mean_abs.tolist(),
             "max_mean_abs_jump_layer": int(np.argmax(mean_abs)),
             "prompts": [{"prompt": p.text, "level": p.level, "sense": p.sense,
-                         "target_position": int(e.position), "n_tokens": len(e.ids), **prompt_summary(sig[k])}
+                         "target_position": int(e.position), "n_tokens": len(e.ids), **prompt_summary(sig[k]),
+                         **({} if wd.length_matched else {"sigma_raw": wd.sigma_raw[k].tolist()})}
                         for k, (p, e) in enumerate(zip(gps, wd.encoded))],
         }
         arrays[w] = {"final_dir": final_dir, "na": na, "nb": nb, "graded_final_hat": unit(phi[:, -1]),
-                     "phi": phi.astype(np.float32), "levels": levels, "dirn": dirn}
+                     "phi": phi.astype(np.float32), "levels": levels, "dirn": dirn, "adjust": wd.adjust}
         say(progress, f"  [{n}/{len(words)}] {w}: cos_AB {dirn['cos_ab']:.3f}, tau {tau:+.3f}, j* {j_star}")
 
     ev: dict = {
@@ -135,6 +140,9 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
                      "causal mask keeps it from the target); the C1 pairs run one prompt at a time, unpadded"),
         "words_used": words,
         "words_skipped": skipped["words_skipped"],
+        "prompts_dropped": skipped["prompts_dropped"],
+        "near_duplicates_kept": skipped["near_duplicates_kept"],
+        "position_control": position_summary(data),
         "controls_skipped": skipped["controls_skipped"],
         "v1_pairs_skipped": dict(skipped["v1_pairs_skipped"]),
         "words": per_word,
@@ -192,9 +200,9 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         masks = shuffled_splits(a["na"], a["nb"], n_null, rng2)
         weights = masks / a["na"] - (~masks) / a["nb"]  # [n_null, n]: mean(in A) - mean(rest)
         dirs = unit(weights @ a["final_dir"])  # [n_null, d]
-        sig_final = a["graded_final_hat"] @ dirs.T  # [nG, n_null]
+        sig_final = a["adjust"](a["graded_final_hat"] @ dirs.T)  # [nG, n_null]
         null_tau[:, k] = kendall_tau_b(a["levels"], sig_final)
-        ds = np.abs(np.diff(np.einsum("pld,rd->rpl", unit(a["phi"]), dirs), axis=-1))  # [n_null, nG, L]
+        ds = np.abs(np.diff(a["adjust"](np.einsum("pld,rd->rpl", unit(a["phi"]), dirs)), axis=-1))  # [n_null, nG, L]
         j_shuffled[:, k] = ds.reshape(n_null, -1).argmax(1) % L
     null_mean = null_tau.mean(1) if len(words) else np.zeros(0)
     obs = float(taus.mean()) if len(words) else float("nan")
@@ -228,7 +236,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
     for k, w in enumerate(words):
         a = arrays[w]
         u = random_unit_directions(d, n_null, rng3)  # [n_null, d]
-        s = np.einsum("pld,rd->rpl", unit(a["phi"]), u)  # [n_null, nG, L+1]
+        s = a["adjust"](np.einsum("pld,rd->rpl", unit(a["phi"]), u))  # [n_null, nG, L+1]
         ds = np.abs(np.diff(s, axis=-1))  # [n_null, nG, L]
         j_null[:, k] = ds.reshape(n_null, -1).argmax(1) % L
         m = ds.mean(1)  # [n_null, L]

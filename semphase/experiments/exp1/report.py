@@ -38,8 +38,9 @@ def _fans(ev: dict, path: Path) -> str:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("l/L", fontsize=8)
-    fig.suptitle(f"{ev['model']}: σ v2 per graded prompt (red: sense A levels +1..+4, blue: sense B, grey: neutral)",
-                 fontsize=10)
+    moved = (ev.get("position_control") or {}).get("words_not_length_matched")
+    fig.suptitle(f"{ev['model']}: σ v2 per graded prompt (red: sense A levels +1..+4, blue: sense B, grey: neutral)"
+                 + (f"; moved to the mean target position: {', '.join(moved)}" if moved else ""), fontsize=10)
     return _save(fig, path)
 
 
@@ -121,7 +122,8 @@ Written by the semphase report plugin (or `python -m semphase run exp1`) from th
 
 What is tested, on our own stimuli ({stimuli}: {n_words} ambiguous words with two
 senses each, {n_original} of them the original's nine; direction prompts per sense; graded contexts at levels
-0..4 per sense, length-matched within a word; unambiguous control words; v1-style pairs):
+0..4 per sense (length-matched within a word in the packaged file; a word that is not is measured with its
+target position controlled, as each model's section says); unambiguous control words; v1-style pairs):
 
 * **C1** - context after the target has no effect (causal mask): σ of the v1-style pairs.
 * **C2** - "fan-shaped ordered divergence": Kendall τ between the nominal level (-4..+4) and the
@@ -138,6 +140,14 @@ Verdicts: *replicates* / *does NOT replicate* for hypothesis (H) tests, *sane* f
 j* tables for gpt2 and gpt2-medium) needs the original stimuli, which this project does not copy:
 exact-number reproduction is out of scope here, and no R-test is run for C1-C3.
 """
+
+
+def _tokens(wd: dict) -> str:
+    """The graded prompts' token count, or its range (with a mark) where the word is not length-matched."""
+    pos = wd.get("position") or {}
+    if pos.get("length_matched", True):
+        return str(wd["n_tokens_graded"])
+    return f"{pos['n_tokens'][0]}-{pos['n_tokens'][1]} (not length-matched)"
 
 
 def section(rec: dict, layout: OutputLayout) -> list[str]:
@@ -191,7 +201,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
         star = "*" if wd["in_original"] else ""
         lines.append(f"| {w}{star} | {wd['senses']['A']} / {wd['senses']['B']} | {wd['cos_AB']:.3f} | "
                      f"{wd['loo_direction_sign_accuracy']:.2f} | {wd['kendall_tau']:+.3f} | {wd['contrast_strong']:+.3f} | "
-                     f"{wd['max_jump_layer']} | {wd['max_jump_value']:+.3f} | {wd['n_tokens_graded']} |")
+                     f"{wd['max_jump_layer']} | {wd['max_jump_value']:+.3f} | {_tokens(wd)} |")
     lines.append("")
     lines.append("\\* one of the original's nine words.")
     return lines

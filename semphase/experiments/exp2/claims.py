@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...claims import ClaimResult, ClaimSet, cond, needs_words_and, rule
-from ...semantic.measure import TWO_STAGE_UNIT
+from ...semantic.measure import TWO_STAGE_UNIT, with_position_note
 from .measure import COLLAPSE_BAR, COLLAPSE_PATTERN, CV_BAR, MEAN_FIELD_BETA, PARTIAL_BAND
 
 
@@ -15,12 +15,12 @@ BETA_ESTIMATOR = ("β from the power law A·x^β (the spec's estimator, science.
                   "f_mean(l/L) with h = level/4, final layer excluded; A exact for each β, so β's profile is exact")
 
 
-@rule("C4", "test_c4_landau_beta_not_universal", "H",
+@rule("C4", "test_c4_landau_beta_not_universal", "H", with_position_note(
       "the original rejected Landau criticality: with " + BETA_ESTIMATOR + ", β is not universal: (1) its "
       f"coefficient of variation across words std(β)/mean(β) exceeds {CV_BAR}, decided on the 95 % interval of "
       f"the two-stage bootstrap ({TWO_STAGE_UNIT}; inconclusive while the interval straddles {CV_BAR}); (2) a "
       "likelihood-ratio test of one common β (from each word's exact profile RSS over β) rejects at p < 0.05. "
-      "The two_stage fit's β CV is reported beside it, not asserted",
+      "The two_stage fit's β CV is reported beside it, not asserted"),
       needs=_needs("c4.cv_ci95", "c4.estimator"))
 def claim_c4(ev: dict, r: ClaimResult) -> None:
     c = ev["c4"]
@@ -33,10 +33,10 @@ def claim_c4(ev: dict, r: ClaimResult) -> None:
                  "best_model_counts": c["best_model_counts"]}
 
 
-@rule("C4", "test_c4_landau_mean_field_beta_rejected", "H",
+@rule("C4", "test_c4_landau_mean_field_beta_rejected", "H", with_position_note(
       "the original's criterion β = 0.5 ± 0.3 is not met, with " + BETA_ESTIMATOR + ": the mean β over words lies "
       "outside [0.2, 0.8] and β's 95 % interval (bootstrap over prompts within levels) excludes the mean-field 0.5 "
-      "for at least 2/3 of the words",
+      "for at least 2/3 of the words"),
       needs=_needs("c4.estimator"))
 def claim_c4_mean_field(ev: dict, r: ClaimResult) -> None:
     c = ev["c4"]
@@ -53,13 +53,13 @@ def _pattern_text() -> str:
     return (f"collapse variance < {COLLAPSE_BAR} for {', '.join(below)} and >= {COLLAPSE_BAR} for {', '.join(above)}")
 
 
-@rule("C5", "test_c5_linear_response_holds_only_partly", "H",
+@rule("C5", "test_c5_linear_response_holds_only_partly", "H", with_position_note(
       "the original found linear response σ = h·f(l) only partly (collapse variance < 0.01 for rock, spring, bass; "
       "not for light; 3 of 9 words). With h = level/4 (independent of σ): (a) the original's pattern, for those of its "
       f"words in this model's stimuli (point estimates; a missing word is skipped with a line): {_pattern_text()}; "
       f"(b) \"partial\": the fraction of all measured words with collapse variance < {COLLAPSE_BAR} lies in "
       f"[{PARTIAL_BAND[0]}, {PARTIAL_BAND[1]}] (neither almost none nor most), decided on its 95 % interval from a "
-      "bootstrap over words (inconclusive while the interval straddles a band edge)",
+      "bootstrap over words (inconclusive while the interval straddles a band edge)"),
       needs=_needs("c5.pattern", "c5.frac_below_bar_design_ci95"))
 def claim_c5(ev: dict, r: ClaimResult) -> None:
     c = ev["c5"]

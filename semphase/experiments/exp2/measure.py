@@ -1,8 +1,11 @@
 """Experiment 2 (science.md section 3; claims C4 and C5) on our own stimuli.
 
 The original's five conditions (neutral, weak_A/B, strong_A/B) become our nine graded levels
--4..+4 (three length-matched prompts each); σ_c(i) is the mean σ v2 of a level's prompts along
-ê_diff (built from the disjoint direction prompts, as in exp1). Two definitions of h:
+-4..+4 (three length-matched prompts each in the packaged file); σ_c(i) is the mean σ v2 of a level's
+prompts along ê_diff (built from the disjoint direction prompts, as in exp1). For a word that is not
+length-matched, σ is first moved to the word's mean target position
+(:data:`semphase.semantic.measure.POSITION_CONTROL`; refitted in every bootstrap replicate), so the
+level means compare levels at one position. Two definitions of h:
 
 * **design** (independent of σ, the primary one): h = level/4, so strong A = +1, strong B = -1,
   neutral 0;
@@ -33,8 +36,8 @@ import torch
 
 from ... import fits
 from ...cache import EvidenceStore
-from ...semantic.measure import (TWO_STAGE_UNIT, begin, design_h, entry_point, finish, jumps, say,
-                                 stratified_rows, two_stage_rows)
+from ...semantic.measure import (TWO_STAGE_UNIT, begin, design_h, entry_point, finish, jumps, position_record,
+                                 position_summary, say, stratified_rows, two_stage_rows)
 from ...semantic.stimuli import Stimuli
 
 N_BOOT = 200
@@ -105,7 +108,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
     for w in words:
         wd = data[w]
         sig = wd.sigma
-        out: dict = {"senses": wd.ws.senses, "in_original": wd.ws.in_original}
+        out: dict = {"senses": wd.ws.senses, "in_original": wd.ws.in_original, "position": position_record(wd)}
         for kind in ("design", "circular"):
             h, col, f_mean = word_f_mean(sig, wd.levels, kind)
             scale = float(np.mean(f_mean ** 2)) if np.all(np.isfinite(f_mean)) else float("nan")
@@ -134,7 +137,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         boot = []
         for _ in range(n_boot):
             rows = stratified_rows(wd.levels, rng)
-            _, _, fb = word_f_mean(sig[rows], wd.levels[rows], "design")
+            _, _, fb = word_f_mean(wd.sigma_rows(rows), wd.levels[rows], "design")
             boot.append(fb[:L])
         bp = fits.power_law_profile(x, np.stack(boot), refine=False)
         ci = np.quantile(bp.beta, [0.025, 0.975])
@@ -170,6 +173,8 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         "n_layers": L, "d_model": lm.d_model, "seed": seed, "n_boot": n_boot, "n_boot_words": n_boot_words,
         "stimuli": stimuli.describe(),
         "tokenization": check.tokenization, "words_used": words, "words_skipped": skipped["words_skipped"],
+        "prompts_dropped": skipped["prompts_dropped"],
+        "near_duplicates_kept": skipped["near_duplicates_kept"], "position_control": position_summary(data),
         "conditions": "graded levels -4..+4 (three prompts each), sigma_c = mean over a level's prompts",
         "fit_points": f"f_mean at x = i/L for i = 0..{L - 1} (final point excluded), {L} points",
         "words": per_word,
@@ -186,7 +191,7 @@ def measure_stimuli(lm, stimuli: Stimuli, store: EvidenceStore, seed: int = 0, n
         for _ in range(n_boot_words):
             for k, rows in two_stage_rows(levels, rng_w):
                 wd = data[words[k]]
-                curves.append(word_f_mean(wd.sigma[rows], wd.levels[rows], "design")[2][:L])
+                curves.append(word_f_mean(wd.sigma_rows(rows), wd.levels[rows], "design")[2][:L])
         bw = fits.power_law_profile(x, np.stack(curves), refine=False).beta.reshape(n_boot_words, len(words))
         cvs = np.array([coefficient_of_variation(r) for r in bw])
         # CV with the words resampled alone (the point betas as measured), for comparison

@@ -95,8 +95,9 @@ Written by the semphase report plugin (or `python -m semphase run exp2`) from `{
 every number was measured in the run named in its provenance, from the same cached residuals as exp1.
 
 Design (our own stimuli): the original's five conditions become nine graded levels -4..+4 with three
-length-matched prompts each; σ_c is the mean σ v2 of a level's prompts along ê_diff (directions from
-the disjoint direction prompts). **h = level/4** (independent of σ) is primary; the original's circular
+length-matched prompts each in the packaged file (a word that is not length-matched is measured with its
+σ moved to its mean target position, as each model's section says); σ_c is the mean σ v2 of a level's
+prompts along ê_diff (directions from the disjoint direction prompts). **h = level/4** (independent of σ) is primary; the original's circular
 h (from the final-layer σ) is measured beside it. f_mean(l/L) is fitted on i = 0..L-1 (the final point
 excluded, as in the original) with the original's four models and, descriptively, with the Landau form
 A(x - l_c)^β Θ(x - l_c) that the original stated but never fitted.

@@ -7,4 +7,5 @@ EXPERIMENT = Experiment(
     sections="4, 5",
     claim_ids=("C6", "C7", "C8", "C9"),
     data=Data("stimuli"),
+    across="measure:cross_model",
 )

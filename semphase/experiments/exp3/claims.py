@@ -4,6 +4,7 @@ more models."""
 from __future__ import annotations
 
 from ...claims import ClaimResult, ClaimSet, check, cond, needs_words_and, requires_words, rule
+from ...semantic.measure import with_position_note
 from .measure import ALPHA_BAND, CROSS_MODEL_BAR, ORIGINAL_RMSE_BAR
 
 
@@ -15,9 +16,9 @@ def claim_h_circular(ev: dict, r: ClaimResult) -> None:
     r.conditions.append(cond("max |R²_L - 1| over words (circular h)", ev["c6"]["circular_r2_final_max_dev"], "<", 1e-9))
 
 
-@rule("C6", "test_c6_linearity_rises_with_depth", "H",
+@rule("C6", "test_c6_linearity_rises_with_depth", "H", with_position_note(
       "linearity increases with depth: with h = level/4, the median over words of Spearman(i, R²_i) for "
-      "i = 0..L-1 exceeds 0.5",
+      "i = 0..L-1 exceeds 0.5"),
       needs=requires_words)
 def claim_c6_depth(ev: dict, r: ClaimResult) -> None:
     c = ev["c6"]
@@ -37,7 +38,8 @@ def _claim_c6_position_statement(ev: dict) -> str:
             "position with word fixed effects, standard errors clustered by word (statsmodels OLS, "
             "cov_type='cluster', t with G - 1 df), h stays significant (p < 0.01) at every layer i >= L/2 "
             f"(i >= {c.get('deep_from_layer', 'ceil(L/2)')}); where each word's prompts share one target position, the word fixed "
-            "effects absorb position")
+            "effects absorb position" + (f"; here the position varies within {c['n_words_position_varies']} word(s), "
+                                         "which identify its coefficient" if c.get("n_words_position_varies") else ""))
 
 
 @rule("C6", "test_c6_h_effect_survives_position_control", "H", _claim_c6_position_statement,
@@ -62,7 +64,7 @@ def _claim_c7_statement(ev: dict) -> str:
             f"shuffled-sense directions ({n} draws each)")
 
 
-@rule("C7", "test_c7_response_shape_universal_beats_nulls", "H", _claim_c7_statement,
+@rule("C7", "test_c7_response_shape_universal_beats_nulls", "H", with_position_note(_claim_c7_statement),
       needs=requires_words)
 def claim_c7(ev: dict, r: ClaimResult) -> None:
     c, nl = ev["c7"], ev["nulls"]
@@ -72,11 +74,11 @@ def claim_c7(ev: dict, r: ClaimResult) -> None:
                  "null_circular_corr_median": {k: nl[k]["circular"]["corr_median"] for k in ("random", "shuffled")}}
 
 
-@rule("C8", "test_c8_g_universal_across_words_beats_null", "H",
+@rule("C8", "test_c8_g_universal_across_words_beats_null", "H", with_position_note(
       "σ = h·f_max·g(l/L) with one g: the mean per-word RMSE of g_w from g_mean (h = level/4) is below the "
       f"original's {ORIGINAL_RMSE_BAR}, decided on its 95 % interval from the two-stage bootstrap (words with "
       "replacement, then prompts within levels inside each drawn word; inconclusive while it straddles the bar), and "
-      "below the 5th percentile of the same statistic with random unit and with shuffled-sense directions",
+      "below the 5th percentile of the same statistic with random unit and with shuffled-sense directions"),
       needs=_needs("c8.unit"))
 def claim_c8(ev: dict, r: ClaimResult) -> None:
     c, nl = ev["c8"], ev["nulls"]
@@ -90,13 +92,13 @@ def claim_c8(ev: dict, r: ClaimResult) -> None:
 SHAPE_WINNERS = ("erf", "sigmoid")
 
 
-@rule("C9", "test_c9_g_form_erf_or_sigmoid", "H",
+@rule("C9", "test_c9_g_form_erf_or_sigmoid", "H", with_position_note(
       "g(l/L) has the original's form (erf for GPT-2 small, sigmoid for medium; a rise then a drop before the last "
       "layer), each part its own condition: (1) the best of the five shape models (power_law, exponential, sigmoid, "
       "erf, log) by BIC on g_mean over all layers is erf or sigmoid; (2) the shape class: g_mean peaks before the last "
       "layer (l/L of its argmax < 1) and (3) the final point lies below that peak by more than the bootstrap noise: "
       "the drop max_{i<L} g_mean(i) - g_mean(L) > 0, decided on its 95 % interval from the two-stage bootstrap (words "
-      "with replacement, then prompts within levels inside each drawn word; inconclusive while it straddles 0)",
+      "with replacement, then prompts within levels inside each drawn word; inconclusive while it straddles 0)"),
       needs=_needs("shape.drop_before_last"))
 def claim_c9_form(ev: dict, r: ClaimResult) -> None:
     c, sh = ev["c9"], ev["shape"]
@@ -119,7 +121,7 @@ def _claim_c9_linear_statement(ev: dict) -> str:
             f"{unit}) overlaps [{lo}, {hi}]")
 
 
-@rule("C9", "test_c9_truncated_g_nearly_linear", "H", _claim_c9_linear_statement,
+@rule("C9", "test_c9_truncated_g_nearly_linear", "H", with_position_note(_claim_c9_linear_statement),
       needs=requires_words)
 def claim_c9_linear(ev: dict, r: ClaimResult) -> None:
     lo, hi = ALPHA_BAND

@@ -112,8 +112,10 @@ Written by the semphase report plugin (or `python -m semphase run exp3`) from `{
 every number was measured in the run named in its provenance, from the same cached residuals as exp1.
 g(l/L) per model is also written to `{data}/exp3ef_<model>.json` (`g_mean`), which exp10's C19 reads.
 
-Design: per word, 27 graded prompts (levels -4..+4, three each, one token count per word); per layer
-i = 0..L the OLS slope f(i) of σ_i on **h = level/4** (independent of σ) and R²_i; g = f/max f. The
+Design: per word, 27 graded prompts in the packaged file (levels -4..+4, three each, one token count per
+word); per layer i = 0..L the OLS slope f(i) of σ_i on **h = level/4** (independent of σ) and R²_i;
+g = f/max f. A word that is not length-matched is measured with σ moved to its mean target position (so
+f(i) is h's coefficient with the position beside it), as each model's section says. The
 original's circular h = σ_L/max|σ_L| is measured beside it (it makes R²_L = 1 by construction). Nulls
 replace ê_diff by a random unit direction or by ê_diff of shuffled sense labels of the direction prompts
 (no new forward pass), for both definitions of h: how often a null reaches the original's bars
@@ -159,6 +161,8 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
                   f"{c6['position']['design']}; {c6['position']['n_positions']} distinct target positions"
                   + ("" if c6['position'].get('position_identified', True) else
                      " (constant within each word: absorbed by the word fixed effects)")
+                  + (f", varying within {c6['position']['n_words_position_varies']} word(s), which identify the "
+                     "position coefficient (σ as measured)" if c6['position'].get('n_words_position_varies') else "")
                   + f"; largest p of h at i >= {c6['position']['deep_from_layer']}: "
                   f"{fmt(c6['position']['max_h_p_deep'])}. Circular h: "
                   f"max |R²_L - 1| = {fmt(c6['circular_r2_final_max_dev'])}.",
