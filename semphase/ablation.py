@@ -4,6 +4,11 @@ does not recompute what an ablation cannot change.
 ``hook_z`` is the per-head attention output before W_O, shape [batch, pos, head, d_head].
 Zero-ablation sets one head's slice to 0 at every position; mean-ablation sets it to a mean
 vector estimated on a named set of tokens (which may be disjoint from the evaluated ones).
+Attention replacements (:mod:`semphase.attention`: the original's relu/l1/identity normalisations
+of the scores, softmax through the same path, and a kernelisable feature-map attention) are
+intervention kinds too (:data:`INTERVENTIONS`); their hooks sit on ``hook_attn_scores``/``hook_pattern``
+or on Q/K/V and ``hook_z`` of the edited layer, so the engine's prefix reuse, the sweeps' caching
+and resume apply to them unchanged.
 
 The plain way (the original's) runs one full forward per ablated head. The engine instead
 runs each chunk once, capturing the residual stream (and the arguments) entering every
@@ -26,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .errors import NonFiniteLoss
+from .errors import NonFiniteLoss, SemphaseError
 from .hooks import attn_z
 
 BLOCK = 64  # predicted tokens per bootstrap block
@@ -70,11 +75,19 @@ class Intervention:
     ``apply(z, heads, params)`` changes ``heads`` of every batch element; ``apply_each(z, heads,
     params)`` changes ``heads[i]`` in batch element i alone (a batch of single-head ablations).
     ``params`` is this layer's per-head parameter (the means [H, d_head] for mean-ablation), or None.
-    A new kind (replaced attention patterns, low-rank weights) is a new subclass and a new row.
+    A new kind (replaced attention patterns, low-rank weights) is a new subclass and a new row;
+    one that needs hooks other than ``hook_z`` overrides :meth:`hooks`.
     """
 
     name = ""
     needs = ""  # what params must hold, in words ("" for nothing)
+    supports_kv_cache = True  # whether generation with a key/value cache may use this kind
+    description = ""
+
+    def hooks(self, bridge, layer: int, heads: Sequence[int], params=None, batched: bool = False,
+              state: dict | None = None) -> list[tuple[str, Callable]]:
+        """The (hook name, hook) pairs that apply this kind to ``heads`` of ``layer``."""
+        return [(hook_z_name(layer), ablation_hook(self.name, heads, params, batched))]
 
     def value(self, z: torch.Tensor, heads, params):
         raise NotImplementedError
@@ -104,7 +117,82 @@ class MeanAblation(Intervention):
         return params[heads].to(z.dtype)
 
 
-INTERVENTIONS: dict[str, Intervention] = {"zero": ZeroAblation(), "mean": MeanAblation()}
+class AttentionReplacement(Intervention):
+    """A head's attention replaced by another operator (:mod:`semphase.attention`): the original's
+    normalisations of the scores (written at ``hook_pattern``) or a feature-map attention (written
+    at ``hook_z``). Each query head is replaced on its own, also under grouped-query attention."""
+
+    def value(self, z, heads, params):
+        raise TypeError(f"{self.name} replaces a head's attention; use its hooks()")
+
+
+class ScoreNormalisation(AttentionReplacement):
+    def __init__(self, method: str):
+        self.name = self.method = method
+        self.description = {
+            "softmax": "softmax(S) through the replacement path (equals the model)",
+            "relu": "ReLU(S) / max(sum ReLU(S), 1e-8), the original's relu attention",
+            "l1": "|S| / max(sum |S|, 1e-8)",
+            "identity": "S / max(sum |S|, 1e-8), signed weights",
+        }[method]
+
+    def hooks(self, bridge, layer, heads, params=None, batched=False, state=None):
+        from .attention import pattern_hooks
+
+        return pattern_hooks(bridge, layer, heads, self.method, batched)
+
+
+class FeatureMapAttention(AttentionReplacement):
+    def __init__(self, name: str, fmap: str, form: str):
+        self.name, self.fmap, self.form = name, fmap, form
+        self.supports_kv_cache = form == "factorised"
+        self.description = (f"phi(Q) phi(K)^T attention, phi = {'elu(x)+1' if fmap == 'elu1' else 'ReLU(x)'}, "
+                            f"{'factorised causal form (kernelised)' if form == 'factorised' else 'quadratic form'}")
+
+    def hooks(self, bridge, layer, heads, params=None, batched=False, state=None):
+        from .attention import feature_map_hooks
+
+        return feature_map_hooks(bridge, layer, heads, self.fmap, self.form, batched, state)
+
+
+INTERVENTIONS: dict[str, Intervention] = {
+    "zero": ZeroAblation(), "mean": MeanAblation(),
+    **{m: ScoreNormalisation(m) for m in ("softmax", "relu", "l1", "identity")},
+    "kernel": FeatureMapAttention("kernel", "elu1", "factorised"),
+    "kernel_relu": FeatureMapAttention("kernel_relu", "relu", "factorised"),
+    "kernel_quadratic": FeatureMapAttention("kernel_quadratic", "elu1", "quadratic"),
+}
+REPLACEMENTS = tuple(k for k, v in INTERVENTIONS.items() if isinstance(v, AttentionReplacement))
+
+
+def intervention(kind: str) -> Intervention:
+    if kind not in INTERVENTIONS:
+        raise SemphaseError(f"unknown intervention kind {kind!r}; use one of {', '.join(INTERVENTIONS)}.")
+    return INTERVENTIONS[kind]
+
+
+def intervention_hooks(bridge, kind: str, layer: int, heads: Sequence[int], params=None, batched: bool = False,
+                       state: dict | None = None) -> list[tuple[str, Callable]]:
+    """The hooks that apply intervention ``kind`` to ``heads`` of ``layer`` (any kind: hook_z
+    ablations and attention replacements). ``state``: a dict kept across the forwards of one
+    generation (the feature-map attention's running sums)."""
+    kind_ = intervention(kind)
+    if kind_.needs and params is None:
+        raise SemphaseError(f"{kind}-ablation needs {kind_.needs}.")
+    return kind_.hooks(bridge, int(layer), [int(h) for h in heads], params, batched, state)
+
+
+def assignment_hooks(bridge, assignment: Iterable[tuple[int, int, str]], means: torch.Tensor | None = None,
+                     state: dict | None = None) -> tuple[int | None, list[tuple[str, Callable]]]:
+    """Hooks for heads that each carry their own kind, ``(layer, head, kind)``: the earliest layer
+    touched (None for none) and the hooks, one set per (layer, kind)."""
+    grouped: dict[tuple[int, str], list[int]] = {}
+    for layer, head, kind in assignment:
+        grouped.setdefault((int(layer), str(kind)), []).append(int(head))
+    hooks: list = []
+    for (layer, kind), heads in sorted(grouped.items()):
+        hooks += intervention_hooks(bridge, kind, layer, heads, None if means is None else means[layer], state=state)
+    return (min(l for l, _ in grouped) if grouped else None), hooks
 
 
 def ablation_hook(kind: str, heads: Sequence[int], means: torch.Tensor | None = None,
@@ -117,6 +205,9 @@ def ablation_hook(kind: str, heads: Sequence[int], means: torch.Tensor | None = 
     if kind not in INTERVENTIONS:
         raise ValueError(f"unknown ablation kind {kind!r}; known: {', '.join(INTERVENTIONS)}")
     kind_ = INTERVENTIONS[kind]
+    if isinstance(kind_, AttentionReplacement):
+        raise ValueError(f"{kind} replaces a head's attention, not its hook_z output; build its hooks with "
+                         "intervention_hooks()")
     if kind_.needs and means is None:
         raise ValueError(f"{kind}-ablation needs {kind_.needs}")
     heads = list(heads)
@@ -210,10 +301,21 @@ class AblationEngine:
         if not heads:
             return cap.baseline_nll
         grouped = group_by_layer(heads)
-        hooks = [(hook_z_name(l), ablation_hook(kind, hs, None if means is None else means[l]))
-                 for l, hs in sorted(grouped.items())]
+        hooks = [hook for l, hs in sorted(grouped.items())
+                 for hook in intervention_hooks(self.bridge, kind, l, hs, None if means is None else means[l])]
         nll = self.resume_nll(cap, min(grouped), hooks)[0]
         check_finite(nll, step or f"{kind}-ablation of {len(heads)} head(s)")
+        return nll
+
+    def assigned_nll(self, cap: Capture, assignment: Sequence[tuple[int, int, str]],
+                     means: torch.Tensor | None = None, step: str = "") -> torch.Tensor:
+        """Per-token loss [T-1] with each head ``(layer, head, kind)`` changed by its own kind at
+        once (the original's "mixed" linearisation: each head its best method)."""
+        start, hooks = assignment_hooks(self.bridge, assignment, means)
+        if start is None:
+            return cap.baseline_nll
+        nll = self.resume_nll(cap, start, hooks)[0]
+        check_finite(nll, step or f"{len(assignment)} head(s) changed, each by its own kind")
         return nll
 
     def layer_single_nll(self, cap: Capture, layer: int, kind: str,
@@ -225,8 +327,8 @@ class AblationEngine:
         out: list[torch.Tensor] = []
         for i in range(0, len(heads), self.head_batch):
             group = heads[i:i + self.head_batch]
-            hook = ablation_hook(kind, group, layer_means, batched=len(group) > 1)
-            nll = self.resume_nll(cap, layer, [(hook_z_name(layer), hook)], batch=len(group))
+            hooks = intervention_hooks(self.bridge, kind, layer, group, layer_means, batched=len(group) > 1)
+            nll = self.resume_nll(cap, layer, hooks, batch=len(group))
             for j, h in enumerate(group):
                 check_finite(nll[j], f"{kind}-ablation of L{layer}H{h}")
                 out.append(nll[j])

@@ -7,6 +7,10 @@
 * ``workers``: the exp10 smoke claim tests for two models with ``-n 2`` against ``-n 0``.
 * ``memory``: peak resident memory during the single-head sweep at two token counts, each in a
   fresh process; the growth must stay within one chunk's activations.
+* ``attention``: one layer's softmax attention (as the Bridge computes it, and PyTorch's fused
+  kernel) against the factorised feature-map attention of :mod:`semphase.attention` at 1,024
+  tokens on the model's shapes; and greedy generation tokens/s with and without the key/value
+  cache (:mod:`semphase.generation`), same prompt, same tokens.
 """
 from __future__ import annotations
 
@@ -158,3 +162,72 @@ def bench_memory(base_args: list[str], token_counts: list[int]) -> list[dict]:
             raise RuntimeError(res.stderr[-2000:])
         out.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return out
+
+
+def _median_seconds(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def bench_attention(lm, attn_tokens: int = 1024, prompt_tokens: int = 64, new_tokens: int = 128,
+                    repeats: int = 3, seed: int = 0) -> dict:
+    """Operator timings on the model's attention shapes (all query heads of one layer, random
+    inputs, batch 1) and generation speed with and without the key/value cache."""
+    import torch.nn.functional as F
+
+    from .attention import DEFAULT_CHUNK, FEATURE_MAPS, feature_attention_factorised
+    from .flops import head_attention_flops, model_shapes
+    from .generation import generate
+    
+    shapes = model_shapes(lm)
+    H, Hkv, d, n = shapes.n_heads, shapes.n_kv_heads, shapes.d_head, int(attn_tokens)
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(1, H, n, d, generator=g).to(lm.device)
+    k = torch.randn(1, Hkv, n, d, generator=g).to(lm.device)
+    v = torch.randn(1, Hkv, n, d, generator=g).to(lm.device)
+    rep = H // Hkv
+    scale = d ** -0.5
+    mask = torch.ones(n, n, dtype=torch.bool, device=lm.device).tril()
+    phi = FEATURE_MAPS["elu1"]
+    sync = (lambda: torch.cuda.synchronize()) if lm.device.type == "cuda" else (lambda: None)
+
+    def softmax_eager():
+        kk, vv = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        s = (q @ kk.transpose(-1, -2)) * scale
+        return torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1) @ vv
+
+    def softmax_fused():
+        kk, vv = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        return F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+
+    def kernel():
+        kk, vv = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        return feature_attention_factorised(phi(q * scale ** 0.5), phi(kk * scale ** 0.5), vv)[0]
+
+    with torch.no_grad():
+        t_eager = _median_seconds(softmax_eager, repeats, sync)
+        t_fused = _median_seconds(softmax_fused, repeats, sync)
+        t_kernel = _median_seconds(kernel, repeats, sync)
+        prompt = torch.randint(0, int(shapes.d_vocab), (1, prompt_tokens), generator=g)
+        generate(lm, prompt[:, : min(8, prompt_tokens)], 2)  # warm-up
+        with_cache = generate(lm, prompt, new_tokens, use_cache=True)
+        without = generate(lm, prompt, new_tokens, use_cache=False)
+    return {
+        "model": lm.name, "device": str(lm.device), "heads": H, "kv_heads": Hkv, "d_head": d, "attn_tokens": n,
+        "softmax_eager_s": t_eager, "softmax_fused_s": t_fused, "kernel_s": t_kernel,
+        "ratio_eager_over_kernel": t_eager / t_kernel, "ratio_fused_over_kernel": t_fused / t_kernel,
+        "flops_softmax_per_head": head_attention_flops(n, d, "softmax"),
+        "flops_kernel_per_head": head_attention_flops(n, d, "kernel", DEFAULT_CHUNK),
+        "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+        "gen_cache_tok_s": with_cache.tokens_per_second, "gen_nocache_tok_s": without.tokens_per_second,
+        "gen_ratio": with_cache.tokens_per_second / without.tokens_per_second,
+        "gen_cache_used": with_cache.used_cache, "gen_note": with_cache.cache_note,
+        "same_tokens": bool(torch.equal(with_cache.tokens, without.tokens)), "repeats": repeats,
+    }

@@ -1,0 +1,277 @@
+"""exp10 phase 2 (science.md 12, 10I-10L) and the validation on more data (13, 10V): part
+functions in the shape of ``measure.py``'s, each ``part_x(run, ev)`` on an :class:`Exp10Run`.
+
+Not wired into the experiment yet (see the lead's wiring notes): the declaration's ``parts``, the
+measurement's ``PART_FUNCTIONS``/``PART_NEEDS`` and the report read them once added. Layer 0 is
+protected throughout, as in the original (its heads are never replaced).
+
+* i - each head of layers 1..L-1 replaced alone by each method of :data:`METHODS` (the original's
+  relu, l1, identity; and the kernelisable feature-map attention ``kernel``) on the rank range;
+  per-method statistics and relu against mean-ablation (10I)
+* j - best method per head, the mixed ranking, the best method's ranking (10J)
+* k - cumulative replacement: the best method and the mixed assignment in-sample on the original
+  grid (the original's protocol); relu, mixed and kernel ranked on the rank range and evaluated on
+  the held-out range; relu minus mean-ablation and relu minus mixed at the thresholds with paired
+  intervals (10K)
+* l - FLOP tables: the original's attention-only formulas beside whole-model FLOPs of this model
+  (10L)
+* v - the rank-range ranking evaluated on the held-out range at the original's V4 steps:
+  in-sample against held-out thresholds, the optimism with an interval, the original's V5
+  comparison (10V)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import sweeps
+from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
+                      original_attention_savings, original_head_flops, whole_model_savings)
+from ...stats import boot_ppl, interval, ppl, removable, removable_replicates
+from .measure import (ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, ORIGINAL_RATIO_DIGITS, THRESHOLDS, Exp10Run,
+                      _ascending_order, _distribution_stats, grid, refine)
+
+METHODS = ("relu", "l1", "identity")  # the original's three normalisations
+KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
+PART_NEEDS = {"i": "ae", "j": "i", "k": "jf", "l": "k", "v": "k"}  # e: mean-ablation (relu vs mean), f: mean curve
+ORIGINAL_V_STEPS = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 132]
+
+
+def _layers(run: Exp10Run) -> list[int]:
+    return list(range(1, run.lm.n_layers))
+
+
+def _order_of(delta: np.ndarray, digits: int | None = None) -> list[list[int]]:
+    return _ascending_order(np.nan_to_num(delta, nan=np.inf), 1, digits)
+
+
+def part_i(run: Exp10Run, ev: dict, methods=METHODS + (KERNEL,)) -> None:
+    """Each head of layers 1..L-1 replaced alone, per method, on the rank range (10I)."""
+    layers = _layers(run)
+    run.lin_delta = {}
+    out: dict = {"methods": list(methods), "layers": layers, "protected": [0], "per_method": {}}
+    for kind in methods:
+        blocks = sweeps.single_sweep(run.engine, run.ts, kind, run.store, layers, progress=run.progress)
+        delta = run.P(blocks) / run.base - 1  # [L, H], NaN in layer 0
+        run.lin_delta[kind] = delta
+        swept = delta[1:]
+        out["per_method"][kind] = {"delta_ppl": delta.tolist(), **_distribution_stats(swept)}
+    if run.mean_delta is not None and "relu" in run.lin_delta:
+        relu, mean = run.lin_delta["relu"][1:], run.mean_delta[1:]
+        out["relu_vs_mean"] = {
+            "n_heads": int(relu.size), "n_relu_better": int((relu < mean).sum()),
+            "mean_delta_relu": float(relu.mean()), "mean_delta_mean": float(mean.mean()),
+            "n_negative_relu": int((relu < 0).sum()), "n_negative_mean": int((mean < 0).sum()),
+            "means_tokens": "the rank range (in-sample, as the original)"}
+    ev["linear"] = out
+
+
+def part_j(run: Exp10Run, ev: dict) -> None:
+    """Best method per head (lowest ΔPPL), the best overall method (lowest mean ΔPPL) and the
+    rankings the cumulative curves follow (10J). Only the original's three methods compete."""
+    lin = ev["linear"]
+    methods = [m for m in METHODS if m in run.lin_delta]
+    stack = np.stack([run.lin_delta[m][1:] for m in methods])  # [method, L-1, H]
+    best_idx = stack.argmin(axis=0)
+    mixed = stack.min(axis=0)
+    best_method = min(methods, key=lambda m: float(np.mean(run.lin_delta[m][1:])))
+    mixed_full = np.full_like(run.lin_delta[methods[0]], np.nan)
+    mixed_full[1:] = mixed
+    mixed_order = _order_of(mixed_full, ORIGINAL_DELTA_DIGITS)
+    mixed_order_heldout = _order_of(mixed_full)
+    kind_of = {(l, h): methods[int(best_idx[l - 1, h])] for l in range(1, run.lm.n_layers) for h in range(run.lm.n_heads)}
+    run.best_method = best_method
+    run.best_order = _order_of(run.lin_delta[best_method], ORIGINAL_DELTA_DIGITS)
+    run.best_order_heldout = _order_of(run.lin_delta[best_method])
+    run.mixed_order = [[l, h, kind_of[(l, h)]] for l, h in mixed_order]
+    run.mixed_order_heldout = [[l, h, kind_of[(l, h)]] for l, h in mixed_order_heldout]
+    lin["best"] = {
+        "best_method": best_method,
+        "best_method_counts": {m: int((best_idx == i).sum()) for i, m in enumerate(methods)},
+        "mixed_mean_delta_ppl": float(mixed.mean()),
+        "best_ranking": run.best_order, "mixed_ranking": run.mixed_order,
+    }
+    if run.mean_delta is not None:
+        lin["best"]["n_best_linear_better_than_mean"] = int((mixed < run.mean_delta[1:]).sum())
+
+
+def _assigned_record(run: Exp10Run, name: str, order: list, steps: list[int], ts, base_blocks: np.ndarray,
+                     fine: bool = False, original: bool = False, weights=None, unit: str = "",
+                     description: str = "") -> dict:
+    """:meth:`Exp10Run.curve_record` for an order whose heads carry their own kind."""
+    base_ppl = float(run.P(base_blocks))
+
+    def measure(st):
+        b = sweeps.assigned_curve(run.engine, ts, order, st, run.store, name=name, progress=run.progress)
+        return b, [float(x) / base_ppl for x in ppl(b, run.cnt)]
+
+    blocks, ratios = measure(steps)
+    judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+    coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
+    if fine:
+        fine_steps = refine(steps, ratios, len(order))
+        if fine_steps != steps:
+            steps = fine_steps
+            blocks, ratios = measure(steps)
+            judged = ratios
+    rec = {"name": name, "description": description, "ablation": "assigned", "tokens": ts.meta.get("subset", "all"),
+           "token_range": ts.meta.get("token_range"), "n_candidates": len(order), "order": order, "steps": list(steps),
+           "ppl": [r * base_ppl for r in ratios], "ratio": ratios, "baseline_ppl": base_ppl,
+           "thresholds": {str(t): removable(steps, judged, t) for t in THRESHOLDS}, "thresholds_coarse_grid": coarse,
+           "ratios_rounded_as_original": original}
+    if weights is not None:
+        bratio = boot_ppl(blocks, run.cnt, weights) / boot_ppl(base_blocks, run.cnt, weights)[:, None]
+        reps = {str(t): removable_replicates(steps, bratio, t) for t in THRESHOLDS}
+        rec["thresholds_ci95"] = {t: list(interval(r)) for t, r in reps.items()}
+        rec["interval_unit"] = unit
+        run._replicates = getattr(run, "_replicates", {})
+        run._replicates[name] = reps
+    return rec
+
+
+def _paired_difference(run: Exp10Run, ev: dict, a: str, b: str, key: str) -> None:
+    """a's threshold minus b's at each threshold, with the paired interval (same resamples)."""
+    reps = getattr(run, "_replicates", {})
+    curves = ev["curves"]
+    if a not in reps or b not in reps:
+        return
+    ev[key] = {t: {"value": curves[a]["thresholds"][t] - curves[b]["thresholds"][t],
+                   "ci95": list(interval(reps[a][t] - reps[b][t])), "unit": run.eval_unit}
+               for t in (str(x) for x in THRESHOLDS)}
+
+
+def part_k(run: Exp10Run, ev: dict) -> None:
+    """Cumulative replacement (10K): in-sample on the original grid (the original's protocol and
+    rounding), then ranked on the rank range and evaluated on the held-out range (refined at every
+    crossing) for the best method, the mixed assignment and the kernelisable attention."""
+    H = run.lm.n_heads
+    n_cand = run.n_total - H
+    curves = ev.setdefault("curves", {})
+    orig_grid = grid(n_cand, ORIGINAL_L0P_GRID, 132, run.budget.grid_step)
+    curves["linear_l0p"] = run.curve_record(
+        "linear_l0p", run.best_method, run.best_order, orig_grid, run.ts, run.base_blocks, original=True,
+        weights=run.in_w, unit=run.in_unit,
+        description=f"{run.best_method} replacement (the best method), layer 0 protected, in-sample ranking "
+                    "(original protocol)")
+    curves["mixed_l0p"] = _assigned_record(
+        run, "mixed_l0p", run.mixed_order, orig_grid, run.ts, run.base_blocks, original=True,
+        description="each head its best method (mixed), layer 0 protected, in-sample ranking (original protocol)")
+    if not run.heldout:
+        return
+    step = grid(n_cand, step=run.budget.grid_step)
+    curves["linear_l0p_heldout"] = run.curve_record(
+        "linear_l0p_heldout", run.best_method, run.best_order_heldout, step, run.eval_ts, run.base_eval_blocks,
+        fine=run.budget.refine, weights=run.eval_w, unit=run.eval_unit,
+        description=f"{run.best_method} replacement ranked on the rank range, evaluated on the held-out range")
+    curves["mixed_l0p_heldout"] = _assigned_record(
+        run, "mixed_l0p_heldout", run.mixed_order_heldout, step, run.eval_ts, run.base_eval_blocks,
+        fine=run.budget.refine, weights=run.eval_w, unit=run.eval_unit,
+        description="mixed assignment ranked on the rank range, evaluated on the held-out range")
+    if KERNEL in run.lin_delta:
+        curves["kernel_l0p_heldout"] = run.curve_record(
+            "kernel_l0p_heldout", KERNEL, _order_of(run.lin_delta[KERNEL]), step, run.eval_ts, run.base_eval_blocks,
+            fine=run.budget.refine, weights=run.eval_w, unit=run.eval_unit,
+            description="kernelisable feature-map attention (elu+1, factorised) ranked on the rank range, "
+                        "evaluated on the held-out range")
+        _paired_difference(run, ev, "kernel_l0p_heldout", "linear_l0p_heldout", "kernel_minus_linear_l0p_heldout")
+    _paired_difference(run, ev, "linear_l0p_heldout", "mean_l0p_heldout", "linear_minus_mean_l0p_heldout")
+    _paired_difference(run, ev, "linear_l0p_heldout", "mixed_l0p_heldout", "linear_minus_mixed_l0p_heldout")
+
+
+def part_l(run: Exp10Run, ev: dict) -> None:
+    """FLOP tables (10L): the original's per-head formulas and attention-only savings (GPT-2
+    small's d_head 64 and 144 heads, as it computed them), beside the whole-model FLOPs of this
+    model, and the trade-off of the in-sample curve at n = 1,024."""
+    s = model_shapes(run.lm)
+    n_total = s.n_heads_total
+    scaled = sorted({min(n_total, round(k / 144 * n_total)) for k in (30, 70)})
+    per_head = []
+    for n in (128, 512, 1024, 2048):
+        soft = original_head_flops(n)
+        per_head.append({"n_tokens": n, "softmax": soft, "linear": original_head_flops(n, 64, "linear"),
+                         "kernel": original_head_flops(n, 64, "kernel"),
+                         "saving_linear": 1 - original_head_flops(n, 64, "linear") / soft,
+                         "saving_kernel": 1 - original_head_flops(n, 64, "kernel") / soft})
+    c = ev["curves"]["linear_l0p"]
+    tradeoff = [{"n_heads": k, "ratio": r,
+                 "attention_only_saving_kernel": attention_only_savings(s, 1024, k, "original_kernel"),
+                 "whole_model_saving_kernel": whole_model_savings(s, 1024, k, "original_kernel"),
+                 "whole_model_saving_this_kernel": whole_model_savings(s, 1024, k, "kernel"),
+                 "whole_model_saving_relu_as_evaluated": whole_model_savings(s, 1024, k, "relu")}
+                for k, r in zip(c["steps"], c["ratio"]) if 0 < k <= n_total]
+    ev["flops"] = {
+        "model_shapes": s.as_dict(),
+        "original_per_head_gpt2": per_head,
+        "original_tradeoff_gpt2_1024": [{"n_heads": k, "attention_saving": original_attention_savings(k, 1024)}
+                                        for k in (10, 20, 30, 50, 70, 90)],
+        "gpt2_whole_model_1024": {"forward": forward_flops(GPT2_SMALL, 1024),
+                                  "saving_30_kernel": whole_model_savings(GPT2_SMALL, 1024, 30, "original_kernel")},
+        "model_forward_1024": forward_flops(s, 1024),
+        "model_table_original_kernel": flop_table(s, replaced=scaled, replacement="original_kernel"),
+        "model_table_this_kernel": flop_table(s, replaced=scaled, replacement="kernel"),
+        "model_table_relu_as_evaluated": flop_table(s, replaced=scaled, replacement="relu"),
+        "tradeoff_1024": tradeoff,
+        "scaled_head_counts": scaled,
+        "conventions": "2 FLOPs per multiply-add; every matmul (QKV, scores, weighted sum, output projection, MLP, "
+                       "unembedding); each softmax head also carries the original's elementwise terms; the n x n "
+                       "score matrix counted in full; norms, activations and embeddings not counted",
+    }
+
+
+def part_v(run: Exp10Run, ev: dict) -> None:
+    """10V: the in-sample curve of the best method (rank range, 2 chunks at quick) against the same
+    ranking on the held-out range (8 chunks at quick, the rest of the split at full): thresholds,
+    the small-sample optimism (in-sample minus held-out at each threshold, with an interval from the
+    two ranges' independent bootstraps: blocks for the rank range, chunks for the held-out one) and
+    the original's V5 comparison (diff % and "conclusions maintained": every threshold within
+    10 heads per 144)."""
+    if not run.heldout:
+        return
+    curves = ev["curves"]
+    n_cand = run.n_total - run.lm.n_heads
+    steps = ORIGINAL_V_STEPS if n_cand == 132 else grid(n_cand, step=run.budget.grid_step)
+    inside = curves["linear_l0p"]
+    held = run.curve_record(
+        "linear_l0p_validation", run.best_method, run.best_order, steps, run.eval_ts, run.base_eval_blocks,
+        weights=run.eval_w, unit=run.eval_unit,
+        description="the rank-range ranking (with the original's rounding) evaluated on the held-out range at the "
+                    "V4 steps")
+    curves["linear_l0p_validation"] = held
+    reps = getattr(run, "_replicates", {})
+    optimism = {}
+    rng = np.random.default_rng([run.seed, 26])
+    for t in (str(x) for x in THRESHOLDS):
+        a, b = reps["linear_l0p"][t], reps["linear_l0p_validation"][t]
+        diff = a[rng.permutation(len(a))] - b  # independent ranges: pair replicates at random
+        optimism[t] = {"in_sample": inside["thresholds"][t], "heldout": held["thresholds"][t],
+                       "value": inside["thresholds"][t] - held["thresholds"][t], "ci95": list(interval(diff)),
+                       "unit": f"rank range: {run.in_unit}; held-out range: {run.eval_unit}"}
+    common = [s for s in held["steps"] if s in inside["steps"]]
+    diffs = []
+    for s in common:
+        r2k = inside["ratio"][inside["steps"].index(s)]
+        rfull = held["ratio"][held["steps"].index(s)]
+        if abs(r2k - 1) >= 1e-4:
+            diffs.append((rfull - r2k) / abs(r2k - 1) * 100)
+    mean_diff = float(np.mean(diffs)) if diffs else float("nan")
+    tol = math.ceil(10 / 144 * run.n_total)
+    ev["validation"] = {
+        "baseline_ppl_rank": run.base, "baseline_ppl_heldout": run.base_eval,
+        "optimism": optimism, "tolerance_heads": tol,
+        "conclusions_maintained": all(abs(o["value"]) <= tol for o in optimism.values()),
+        "mean_diff_pct": mean_diff,
+        "bias_label": ("over-estimate (optimistic)" if mean_diff > 5 else "under-estimate" if mean_diff < -5 else "agree")
+        if math.isfinite(mean_diff) else None,
+        "rank": run.ts.describe(), "heldout": run.eval_ts.describe(),
+    }
+
+
+PART_FUNCTIONS = {"i": part_i, "j": part_j, "k": part_k, "l": part_l, "v": part_v}
+PARTS = {
+    "i": "each head of layers 1..L-1 replaced alone by relu, l1, identity and the kernelisable attention (10I)",
+    "j": "best method per head, the mixed and best-method rankings (10J)",
+    "k": "cumulative replacement in-sample (original grid) and held-out; relu vs mean and vs mixed (10K)",
+    "l": "FLOP tables: the original's attention-only formulas beside whole-model FLOPs (10L)",
+    "v": "validation: the rank-range ranking on the held-out range, small-sample optimism (10V)",
+}
