@@ -39,7 +39,7 @@ pytestmark = pytest.mark.machinery
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "snapshots" / "fixtures"
 SNAPSHOTS = Path(__file__).resolve().parent / "__snapshots__" / Path(__file__).stem
-EXPERIMENTS = ("exp1", "exp2", "exp3", "exp8", "exp9", "exp10")
+EXPERIMENTS = ("exp1", "exp2", "exp3", "exp6", "exp7", "exp8", "exp9", "exp10")
 MODEL_TAG = "tiny-llama"
 
 # -- normalising volatile content ------------------------------------------------------------------

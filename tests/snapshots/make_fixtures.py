@@ -29,7 +29,7 @@ from test_permeation import _three_word_doc  # noqa: E402
 
 from semphase.session import Session, Settings  # noqa: E402
 
-EXPERIMENTS = ("exp1", "exp2", "exp3", "exp8", "exp9", "exp10")
+EXPERIMENTS = ("exp1", "exp2", "exp3", "exp6", "exp7", "exp8", "exp9", "exp10")
 MODEL = "tiny-llama"
 KEEP = 3  # entries kept of a list that no report prints
 
@@ -65,6 +65,8 @@ CUTS = {
     "exp2": [("words", "*", "prompts")],
     "exp3": [("g_mean_boot",), ("null_g_mean_random",), ("nulls", "*", "*", "mean_corr"),
              ("nulls", "*", "*", "mean_rmse"), ("words", "*", "prompts")],
+    "exp6": [],
+    "exp7": [],
     "exp8": [],
     "exp9": [],
     "exp10": [],
