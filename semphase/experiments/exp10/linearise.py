@@ -28,9 +28,8 @@ import numpy as np
 from ... import sweeps
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
-from ...stats import boot_ppl, interval, ppl, removable, removable_replicates
-from .measure import (ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, ORIGINAL_RATIO_DIGITS, THRESHOLDS, Exp10Run,
-                      _ascending_order, _distribution_stats, grid, refine)
+from ...stats import interval
+from .measure import ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10Run, _ascending_order, _distribution_stats, grid
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
@@ -100,34 +99,11 @@ def _assigned_record(run: Exp10Run, name: str, order: list, steps: list[int], ts
                      fine: bool = False, original: bool = False, weights=None, unit: str = "",
                      description: str = "") -> dict:
     """:meth:`Exp10Run.curve_record` for an order whose heads carry their own kind."""
-    base_ppl = float(run.P(base_blocks))
+    def measure_curve(st, label):
+        return sweeps.assigned_curve(run.engine, ts, order, st, run.store, name=label, progress=run.progress)
 
-    def measure(st):
-        b = sweeps.assigned_curve(run.engine, ts, order, st, run.store, name=name, progress=run.progress)
-        return b, [float(x) / base_ppl for x in ppl(b, run.cnt)]
-
-    blocks, ratios = measure(steps)
-    judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
-    coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
-    if fine:
-        fine_steps = refine(steps, ratios, len(order))
-        if fine_steps != steps:
-            steps = fine_steps
-            blocks, ratios = measure(steps)
-            judged = ratios
-    rec = {"name": name, "description": description, "ablation": "assigned", "tokens": ts.meta.get("subset", "all"),
-           "token_range": ts.meta.get("token_range"), "n_candidates": len(order), "order": order, "steps": list(steps),
-           "ppl": [r * base_ppl for r in ratios], "ratio": ratios, "baseline_ppl": base_ppl,
-           "thresholds": {str(t): removable(steps, judged, t) for t in THRESHOLDS}, "thresholds_coarse_grid": coarse,
-           "ratios_rounded_as_original": original}
-    if weights is not None:
-        bratio = boot_ppl(blocks, run.cnt, weights) / boot_ppl(base_blocks, run.cnt, weights)[:, None]
-        reps = {str(t): removable_replicates(steps, bratio, t) for t in THRESHOLDS}
-        rec["thresholds_ci95"] = {t: list(interval(r)) for t, r in reps.items()}
-        rec["interval_unit"] = unit
-        run._replicates = getattr(run, "_replicates", {})
-        run._replicates[name] = reps
-    return rec
+    return run.curve_record(name, "assigned", order, steps, ts, base_blocks, fine=fine, description=description,
+                            original=original, weights=weights, unit=unit, measure_curve=measure_curve)
 
 
 def _paired_difference(run: Exp10Run, ev: dict, a: str, b: str, key: str) -> None:

@@ -161,21 +161,26 @@ class Exp10Run:
 
     def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_blocks: np.ndarray,
                      means=None, means_tokens=None, fine: bool = False, description: str = "",
-                     original: bool = False, weights: np.ndarray | None = None, unit: str = "") -> dict:
+                     original: bool = False, weights: np.ndarray | None = None, unit: str = "",
+                     measure_curve=None) -> dict:
         """A cumulative curve: ratios to the baseline of the same tokens, thresholds, and (with
         ``weights``) bootstrap intervals of each threshold's head count. ``original``: the
-        original's protocol (ratios rounded to 4 decimals before the thresholds)."""
+        original's protocol (ratios rounded to 4 decimals before the thresholds). ``measure_curve(steps,
+        name)`` measures the per-block loss sums of the steps (default: :func:`sweeps.curve` with
+        ``kind``; exp10's mixed curves give each head its own kind)."""
+        if measure_curve is None:
+            def measure_curve(st, label):
+                return sweeps.curve(self.engine, ts, kind, order, st, self.store, means, means_tokens,
+                                    name=label, progress=self.progress)
         base_ppl = float(self.P(base_blocks))
-        blocks = sweeps.curve(self.engine, ts, kind, order, steps, self.store, means, means_tokens,
-                              name=name, progress=self.progress)
+        blocks = measure_curve(steps, name)
         ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
         judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
         coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         if fine:
             fine_steps = refine(steps, ratios, len(order))
             if fine_steps != steps:
-                blocks = sweeps.curve(self.engine, ts, kind, order, fine_steps, self.store, means,
-                                      means_tokens, name=name + " (fine)", progress=self.progress)
+                blocks = measure_curve(fine_steps, name + " (fine)")
                 steps = fine_steps
                 ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
                 judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
