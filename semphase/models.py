@@ -73,6 +73,14 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+def registry_name(name: str) -> str | None:
+    """The registry name of ``name`` when it is a registry name or a registry model's hub id (the
+    reproduction tests ask "is this GPT-2 small?"), else None."""
+    if name in REGISTRY:
+        return name
+    return next((key for key, spec in REGISTRY.items() if spec.hub_id == name), None)
+
+
 def model_tag(name: str) -> str:
     """A file-name-safe tag for a model name (``/`` becomes ``_``), as the original used."""
     base = os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name

@@ -70,3 +70,12 @@ def test_local_folder_loads_with_processing_recorded(tiny_gpt2):
 def test_folder_without_config_is_a_clear_error(tmp_path):
     with pytest.raises(SemphaseError, match="no config.json"):
         models.resolve_spec(str(tmp_path))
+
+
+def test_registry_name_maps_hub_ids_to_the_registry():
+    from semphase.models import registry_name
+
+    assert registry_name("gpt2") == "gpt2" and registry_name("openai-community/gpt2") == "gpt2"
+    assert registry_name("openai-community/gpt2-medium") == "gpt2-medium"
+    assert registry_name("EleutherAI/pythia-160m") == "pythia-160m"
+    assert registry_name("/tmp/some-folder") is None and registry_name("org/other") is None

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 
 from ...claims import ClaimResult, ClaimSet, rule, check, cond, requires
+from ...models import registry_name
 
 
 def _original_protocol(ev: dict) -> str | None:
     """Why a reproduction test does not apply, or None when it does."""
-    if ev["model"] not in ("gpt2", "openai-community/gpt2"):
+    if registry_name(ev["model"]) != "gpt2":
         return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
     src = ev["data"].get("source", "")
     if "wikitext-2-raw-v1 validation" not in src or ev["data"]["ctx"] != 1024 or ev["n_tokens"] != 2048:

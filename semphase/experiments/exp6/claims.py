@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 from ...claims import ClaimResult, ClaimSet, cond, requires, rule
+from ...models import registry_name
 
 ORIGINAL_THRESHOLDS = {"0.5": 9, "0.8": 54, "0.9": 82, "0.95": 103}
 ORIGINAL_TOP3 = (0.177, 0.111, 0.085)
@@ -19,7 +20,7 @@ UWS_BASES = 32  # Universal Weight Subspace: 16-32 bases for 90 % (of 144 heads)
 
 
 def _gpt2(ev: dict) -> str | None:
-    if ev["model"] not in ("gpt2", "openai-community/gpt2"):
+    if registry_name(ev["model"]) != "gpt2":
         return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
     return None
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 
 from ...claims import ClaimResult, ClaimSet, cond, rule
+from ...models import registry_name
 
 ORIGINAL_NORMS = (50.4, 16.3, 18.0, 17.6, 18.3, 23.6, 26.0, 36.9, 36.5, 52.4, 97.9, 354.1)  # 7A means
 ORIGINAL_K90 = (85, 88, 1, 198, 220, 226, 235, 221, 222, 198, 169, 3)  # 7B
 
 
 def _original_protocol(ev: dict) -> str | None:
-    if ev["model"] not in ("gpt2", "openai-community/gpt2"):
+    if registry_name(ev["model"]) != "gpt2":
         return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
     src = ev["data"].get("source", "")
     if "wikitext-2-raw-v1 test" not in src or ev["data"]["ctx"] != 1024:

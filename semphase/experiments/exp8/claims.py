@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ...claims import ClaimResult, ClaimSet, check, cond, requires, rule
+from ...models import registry_name
 from ...semantic.stimuli import ORIGINAL_STIMULI_NAME
 
 # science.md 8.5
@@ -26,8 +27,8 @@ ORIGINAL_THETA_OVER_PI = 1.581
 
 
 def _gpt2_name(ev: dict) -> str | None:
-    return {"gpt2": "gpt2", "openai-community/gpt2": "gpt2", "gpt2-medium": "gpt2-medium",
-            "openai-community/gpt2-medium": "gpt2-medium"}.get(ev["model"])
+    name = registry_name(ev["model"])
+    return name if name in ("gpt2", "gpt2-medium") else None
 
 
 def _original_g(ev: dict) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from ...claims import ClaimResult, ClaimSet, Condition, check, cond, rule
+from ...models import registry_name
 from ...semantic.stimuli import ORIGINAL_STIMULI_NAME
 from . import measure as m
 
@@ -33,9 +34,7 @@ def claim_sanity(ev: dict, r: ClaimResult) -> None:
 
 
 def _reproduction(ev: dict) -> str | None:
-    name = {"gpt2": "gpt2", "openai-community/gpt2": "gpt2", "gpt2-medium": "gpt2-medium",
-            "openai-community/gpt2-medium": "gpt2-medium"}.get(ev["model"])
-    if name is None:
+    if registry_name(ev["model"]) not in ("gpt2", "gpt2-medium"):
         return f"the 9C reproduction compares with the original's GPT-2 small/medium values; this run is on {ev['model']}"
     if (ev.get("exp8_stimuli") or {}).get("name") != ORIGINAL_STIMULI_NAME:
         return f"the 9C reproduction needs g(l/L) from the original's gradient prompts (a stimuli file named {ORIGINAL_STIMULI_NAME!r})"
@@ -48,7 +47,7 @@ def _reproduction(ev: dict) -> str | None:
       "ΔBIC(cos_pi_0p − erf) within 0.05 of +13.98 (gpt2) / −5.85 (gpt2-medium), derived from the original's 8B tables",
       needs=_reproduction)
 def claim_c16_reproduce(ev: dict, r: ClaimResult) -> None:
-    want = ORIGINAL_DELTA_BIC["gpt2" if ev["model"].endswith("gpt2") else "gpt2-medium"]
+    want = ORIGINAL_DELTA_BIC[registry_name(ev["model"])]
     r.conditions.append(cond("ΔBIC(cos_pi_0p − erf)", ev["row"]["delta_bic_cos_minus_erf"], "within", (want, 0.05)))
 
 
