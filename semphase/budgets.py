@@ -29,13 +29,14 @@ class Budget:
     pca_positions: int = 500  # exp7: positions sampled per drawn chunk, position 0 apart (spec: 10,000 in 20 chunks)
     pca_boot: int = 200  # exp7: chunk-bootstrap replicates of the PCA ranks (one eigen-decomposition per layer each)
     refits: int | None = None  # exp8: bootstrap replicates of g refitted (None: all of exp3's; smoke: 100)
+    replace_layers: int | None = None  # exp10 part i: layers swept per method, evenly spaced (None: every layer 1..L-1)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
                     "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
                     "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40,
-                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100),
+                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3),
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks)", 8192),

@@ -69,7 +69,9 @@ CUTS = {
     "exp7": [],
     "exp8": [],
     "exp9": [],
-    "exp10": [],
+    "exp10": [("curves", "*", "order"), ("curves", "*", "ppl"), ("curves", "*", "ratio"), ("curves", "*", "steps"), ("recovery", "best_of_n", "*", "per_prompt"), ("recovery", "prompts", "windows"),
+              ("linear", "best", "best_ranking"), ("linear", "best", "mixed_ranking"),
+              ("linear", "per_method", "*", "delta_ppl"), ("zero", "delta_eval")],
 }
 
 

@@ -1,4 +1,5 @@
-"""exp10's claim tests (science.md sections 10, 11, 16): one decision rule per test, in order.
+"""exp10's claim tests (science.md sections 10-14, 16): one decision rule per test, in order (C23-C29's
+rules live in :mod:`.claims_phases23` and are merged here).
 
 Reproduction (R) rules compare with the original's GPT-2 small numbers and apply to the original
 protocol only; hypothesis (H) rules use held-out tokens and bootstrap intervals and assert the
@@ -9,25 +10,7 @@ from __future__ import annotations
 import math
 
 from ...claims import ClaimResult, ClaimSet, rule, check, cond, requires
-from ...models import registry_name
-
-
-def _original_protocol(ev: dict) -> str | None:
-    """Why a reproduction test does not apply, or None when it does."""
-    if registry_name(ev["model"]) != "gpt2":
-        return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
-    src = ev["data"].get("source", "")
-    if "wikitext-2-raw-v1 validation" not in src or ev["data"]["ctx"] != 1024 or ev["n_tokens"] != 2048:
-        return ("reproduction tests need the original protocol: WikiText-2 validation, the first 2,048 tokens "
-                "in chunks of 1,024 (--budget quick)")
-    return None
-
-
-def _heldout(ev: dict) -> str | None:
-    if ev.get("heldout") is None:
-        return ("held-out tests need a held-out range after the rank range (the data hold less than one chunk "
-                "after it; lower --tokens or --ctx, or raise --eval-tokens)")
-    return None
+from .protocol import _heldout, _heldout_curve, _original_protocol
 
 
 def _label(l: int, h: int) -> str:
@@ -124,13 +107,6 @@ def _c18_limits(ev: dict) -> tuple[int, int, int]:
     144 heads is 43 (science.md 10.8), so the limit is floor(0.3 n)."""
     n = ev["n_heads_total"]
     return n, math.floor(0.3 * n), math.floor(50 / 144 * n)
-
-
-def _heldout_curve(ev: dict, name: str) -> str | None:
-    why = _heldout(ev) or requires(ev, "curves")
-    if why or name not in ev["curves"]:
-        return why or f"no held-out curve {name} in this evidence"
-    return None
 
 
 def _threshold_cond(c: dict, t: str, op: str, limit: int, label: str):
@@ -312,3 +288,8 @@ CLAIMS = ClaimSet({
     "test_c22_reproduce_harmful_sign_flip": claim_c22_reproduce,
     "test_c22_harmful_heads_non_additive_heldout": claim_c22_heldout,
 })
+
+# C23-C29 (phases 2 and 3): their rules read this module's helpers, so they are imported last
+from .claims_phases23 import PHASE23_RULES  # noqa: E402
+
+CLAIMS = ClaimSet({**CLAIMS.rules, **PHASE23_RULES})

@@ -1,7 +1,6 @@
-"""Draft decision rules for exp10 phases 2-3 (claims C23-C29; science.md 12, 13, 14, 16), in the
+"""Decision rules for exp10 phases 2-3 (claims C23-C29; science.md 12, 13, 14, 16), in the
 shape of ``claims.py``'s, reading the evidence that :mod:`.linearise` (parts i, j, k, l, v) and
-:mod:`.recovery` (part p) write. Not wired in yet: ``PHASE23_RULES`` is meant to be merged into
-``claims.CLAIMS`` (see the wiring notes).
+:mod:`.recovery` (part p) write. ``claims.py`` merges :data:`PHASE23_RULES` into ``CLAIMS``.
 
 Reproduction (R) rules compare with the original's GPT-2 small numbers on its protocol; the
 arithmetic ones (C25, C29) hold for any model because they recompute the original's formulas.
@@ -12,7 +11,7 @@ from __future__ import annotations
 from ...claims import ClaimResult, ClaimSet, check, cond, requires, rule
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
-from .claims import _heldout, _heldout_curve, _original_protocol
+from .protocol import _heldout, _heldout_curve, _original_protocol
 
 
 def _full_protocol(ev: dict) -> str | None:

@@ -87,7 +87,7 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
 
     def plot_curves(names: list[str], path: Path, title: str) -> None:
         present = [n for n in names if n in curves]
-        if not present:
+        if names[0] not in curves:  # the figure's own curve is missing (its part was not run)
             return
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for name in present:
@@ -113,6 +113,11 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
                 f"{ev['model']}: cumulative mean-ablation, layer 0 protected")
     plot_curves(["zero_all", "zero_l0p", "mean_l0p", "zero_l0p_heldout", "mean_l0p_heldout"],
                 d / f"exp10g_three_curves_{tag}.png", f"{ev['model']}: zero-all, zero-L0p, mean-L0p")
+    plot_curves(["linear_l0p", "mixed_l0p", "linear_l0p_heldout", "mixed_l0p_heldout", "kernel_l0p_heldout",
+                 "mean_l0p_heldout"], d / f"exp10k_linearisation_curves_{tag}.png",
+                f"{ev['model']}: softmax replaced cumulatively, layer 0 protected (10K)")
+    plot_curves(["linear_l0p", "linear_l0p_validation"], d / f"exp10v_validation_{tag}.png",
+                f"{ev['model']}: the rank-range ranking in-sample and on the held-out range (10V)")
 
     if ev.get("layer"):
         lay = ev["layer"]
@@ -180,4 +185,33 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
             ax.legend(fontsize=7)
         fig.suptitle(f"{ev['model']}: harmful heads (C22)")
         out.append(_save(fig, d / f"exp10h_harmful_heads_{tag}.png"))
+
+    lin = ev.get("linear")
+    if lin:  # 10I: the distribution of single-head ΔPPL per replacement method
+        fig, ax = plt.subplots(figsize=(7, 4))
+        methods = list(lin["per_method"])
+        data = [np.asarray(lin["per_method"][m]["delta_ppl"], dtype=float) for m in methods]
+        data = [x[np.isfinite(x)] for x in data]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(methods) + 1), methods)
+        ax.axhline(0, color="k", lw=0.7)
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylabel("single-head ΔPPL (rank range)")
+        ax.set_title(f"{ev['model']}: each head's softmax replaced alone (10I)")
+        out.append(_save(fig, d / f"exp10i_methods_{tag}.png"))
+
+    rec = ev.get("recovery")
+    if rec:  # exp10P: best-of-N under the selection measure and the independent one
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        ns = [str(n) for n in rec["budget"]["ns"]]
+        for name, res in rec["best_of_n"].items():
+            axes[0].plot([int(n) for n in ns], [res["best_of"][n]["scorer_ppl"]["mean"] for n in ns], "o-", label=name)
+            axes[1].plot([int(n) for n in ns], [res["best_of"][n]["reference_f1"]["mean"] for n in ns], "o-", label=name)
+        axes[0].set_ylabel("baseline-scored perplexity (the original's selection)")
+        axes[1].set_ylabel("bigram F1 with the true continuation")
+        for ax in axes:
+            ax.set_xlabel("N (best of)")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{ev['model']}: best-of-N (exp10P)")
+        out.append(_save(fig, d / f"exp10p_best_of_n_{tag}.png"))
     return out

@@ -1,8 +1,6 @@
 """exp10 phase 2 (science.md 12, 10I-10L) and the validation on more data (13, 10V): part
-functions in the shape of ``measure.py``'s, each ``part_x(run, ev)`` on an :class:`Exp10Run`.
-
-Not wired into the experiment yet (see the lead's wiring notes): the declaration's ``parts``, the
-measurement's ``PART_FUNCTIONS``/``PART_NEEDS`` and the report read them once added. Layer 0 is
+functions in the shape of ``measure.py``'s, each ``part_x(run, ev)`` on an :class:`Exp10Run`
+(``measure.py`` merges :data:`PART_FUNCTIONS` and :data:`PART_NEEDS` into its own). Layer 0 is
 protected throughout, as in the original (its heads are never replaced).
 
 * i - each head of layers 1..L-1 replaced alone by each method of :data:`METHODS` (the original's
@@ -38,11 +36,17 @@ ORIGINAL_V_STEPS = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 132]
 
 
 def _layers(run: Exp10Run) -> list[int]:
-    return list(range(1, run.lm.n_layers))
+    """Layers 1..L-1, or (the smoke budget's ``replace_layers``) that many of them, evenly spaced."""
+    layers = list(range(1, run.lm.n_layers))
+    k = run.budget.replace_layers
+    if k and k < len(layers):
+        layers = sorted({layers[round(i * (len(layers) - 1) / (k - 1))] for i in range(k)}) if k > 1 else layers[-1:]
+    return layers
 
 
 def _order_of(delta: np.ndarray, digits: int | None = None) -> list[list[int]]:
-    return _ascending_order(np.nan_to_num(delta, nan=np.inf), 1, digits)
+    """Heads of layers >= 1 with a measured ΔPPL (NaN: protected or not swept), least important first."""
+    return [[l, h] for l, h in _ascending_order(np.nan_to_num(delta, nan=np.inf), 1, digits) if np.isfinite(delta[l, h])]
 
 
 def part_i(run: Exp10Run, ev: dict, methods=METHODS + (KERNEL,)) -> None:
@@ -52,12 +56,12 @@ def part_i(run: Exp10Run, ev: dict, methods=METHODS + (KERNEL,)) -> None:
     out: dict = {"methods": list(methods), "layers": layers, "protected": [0], "per_method": {}}
     for kind in methods:
         blocks = sweeps.single_sweep(run.engine, run.ts, kind, run.store, layers, progress=run.progress)
-        delta = run.P(blocks) / run.base - 1  # [L, H], NaN in layer 0
+        delta = run.P(blocks) / run.base - 1  # [L, H], NaN in layer 0 (and in layers not swept)
         run.lin_delta[kind] = delta
-        swept = delta[1:]
+        swept = delta[layers]
         out["per_method"][kind] = {"delta_ppl": delta.tolist(), **_distribution_stats(swept)}
     if run.mean_delta is not None and "relu" in run.lin_delta:
-        relu, mean = run.lin_delta["relu"][1:], run.mean_delta[1:]
+        relu, mean = run.lin_delta["relu"][layers], run.mean_delta[layers]
         out["relu_vs_mean"] = {
             "n_heads": int(relu.size), "n_relu_better": int((relu < mean).sum()),
             "mean_delta_relu": float(relu.mean()), "mean_delta_mean": float(mean.mean()),
@@ -70,16 +74,17 @@ def part_j(run: Exp10Run, ev: dict) -> None:
     """Best method per head (lowest ΔPPL), the best overall method (lowest mean ΔPPL) and the
     rankings the cumulative curves follow (10J). Only the original's three methods compete."""
     lin = ev["linear"]
+    layers = lin["layers"]
     methods = [m for m in METHODS if m in run.lin_delta]
-    stack = np.stack([run.lin_delta[m][1:] for m in methods])  # [method, L-1, H]
+    stack = np.stack([run.lin_delta[m][layers] for m in methods])  # [method, swept layers, H]
     best_idx = stack.argmin(axis=0)
     mixed = stack.min(axis=0)
-    best_method = min(methods, key=lambda m: float(np.mean(run.lin_delta[m][1:])))
+    best_method = min(methods, key=lambda m: float(np.mean(run.lin_delta[m][layers])))
     mixed_full = np.full_like(run.lin_delta[methods[0]], np.nan)
-    mixed_full[1:] = mixed
+    mixed_full[layers] = mixed
     mixed_order = _order_of(mixed_full, ORIGINAL_DELTA_DIGITS)
     mixed_order_heldout = _order_of(mixed_full)
-    kind_of = {(l, h): methods[int(best_idx[l - 1, h])] for l in range(1, run.lm.n_layers) for h in range(run.lm.n_heads)}
+    kind_of = {(l, h): methods[int(best_idx[i, h])] for i, l in enumerate(layers) for h in range(run.lm.n_heads)}
     run.best_method = best_method
     run.best_order = _order_of(run.lin_delta[best_method], ORIGINAL_DELTA_DIGITS)
     run.best_order_heldout = _order_of(run.lin_delta[best_method])
@@ -92,7 +97,7 @@ def part_j(run: Exp10Run, ev: dict) -> None:
         "best_ranking": run.best_order, "mixed_ranking": run.mixed_order,
     }
     if run.mean_delta is not None:
-        lin["best"]["n_best_linear_better_than_mean"] = int((mixed < run.mean_delta[1:]).sum())
+        lin["best"]["n_best_linear_better_than_mean"] = int((mixed < run.mean_delta[layers]).sum())
 
 
 def _assigned_record(run: Exp10Run, name: str, order: list, steps: list[int], ts, base_blocks: np.ndarray,
@@ -121,8 +126,7 @@ def part_k(run: Exp10Run, ev: dict) -> None:
     """Cumulative replacement (10K): in-sample on the original grid (the original's protocol and
     rounding), then ranked on the rank range and evaluated on the held-out range (refined at every
     crossing) for the best method, the mixed assignment and the kernelisable attention."""
-    H = run.lm.n_heads
-    n_cand = run.n_total - H
+    n_cand = len(run.best_order)  # every head of layers 1..L-1 (fewer at the smoke budget)
     curves = ev.setdefault("curves", {})
     orig_grid = grid(n_cand, ORIGINAL_L0P_GRID, 132, run.budget.grid_step)
     curves["linear_l0p"] = run.curve_record(
@@ -205,7 +209,7 @@ def part_v(run: Exp10Run, ev: dict) -> None:
     if not run.heldout:
         return
     curves = ev["curves"]
-    n_cand = run.n_total - run.lm.n_heads
+    n_cand = len(run.best_order)
     steps = ORIGINAL_V_STEPS if n_cand == 132 else grid(n_cand, step=run.budget.grid_step)
     inside = curves["linear_l0p"]
     held = run.curve_record(
@@ -244,10 +248,3 @@ def part_v(run: Exp10Run, ev: dict) -> None:
 
 
 PART_FUNCTIONS = {"i": part_i, "j": part_j, "k": part_k, "l": part_l, "v": part_v}
-PARTS = {
-    "i": "each head of layers 1..L-1 replaced alone by relu, l1, identity and the kernelisable attention (10I)",
-    "j": "best method per head, the mixed and best-method rankings (10J)",
-    "k": "cumulative replacement in-sample (original grid) and held-out; relu vs mean and vs mixed (10K)",
-    "l": "FLOP tables: the original's attention-only formulas beside whole-model FLOPs (10L)",
-    "v": "validation: the rank-range ranking on the held-out range, small-sample optimism (10V)",
-}

@@ -1,21 +1,15 @@
-"""Experiment 10's measurement (science.md sections 10 and 11): head ablation, phases 1 and 1.5.
+"""Experiment 10's measurement (science.md sections 10-14): head ablation (phases 1 and 1.5),
+softmax linearisation and the validation on more data (phase 2), compute recovery (phase 3).
 
 :func:`measure` computes the evidence (a JSON-ready dict) for the selected parts, one function
 per part (:data:`PART_FUNCTIONS`; the letters and what each measures are declared in
-``semphase/experiments/exp10/__init__.py``):
+``semphase/experiments/exp10/__init__.py``). Parts a-h live here, i, j, k, l and v in
+:mod:`.linearise`, p in :mod:`.recovery`.
 
-* a - single-head zero-ablation of every head (10A)
-* b - statistics of the zero ΔPPL distribution: counts, Zipf fit, ML comparison, layer-0 share (10B)
-* c - cumulative zero-ablation, in-sample on the original grid and held-out with a fine grid (10C)
-* d - per-layer importance and its correlation with dg/dx from exp3 (10D)
-* e - single-head mean-ablation with in-sample and held-out means; the top head's bias test (10E)
-* f - layer-0-protected cumulative mean-ablation, in-sample and held-out (10F)
-* g - the three curves and the held-out mean-vs-zero comparison (10G)
-* h - harmful heads: joint vs summed effects, in-sample and held-out (10H)
-
-"Held-out" splits the evaluation chunks into disjoint halves: heads are ranked and means
-estimated on the first half ("rank"), and curves and effects are evaluated on the second
-("eval").
+Two disjoint token ranges: heads are ranked, means estimated and the in-sample (original
+protocol) curves measured on the *rank* range (the original's first 2,048 validation tokens at
+the quick budget); held-out curves and effects are measured on the *eval* range after it (8,192
+tokens, 8 chunks, at quick; the rest of the split at full), with intervals that resample chunks.
 """
 from __future__ import annotations
 
@@ -48,11 +42,27 @@ def expand_parts(parts: str) -> str:
     unknown = chosen - set(PARTS)
     if unknown:
         raise SemphaseError(f"--parts {parts!r}: unknown part(s) {''.join(sorted(unknown))}; use letters from {PARTS}.")
-    for part in list(chosen):
-        chosen |= set(PART_NEEDS.get(part, ""))
-    for part in list(chosen):  # needs of needs
-        chosen |= set(PART_NEEDS.get(part, ""))
+    needs = all_parts()[1]
+    while True:  # needs of needs, to the fixpoint
+        more = {need for part in chosen for need in needs.get(part, "")} - chosen
+        if not more:
+            break
+        chosen |= more
     return "".join(p for p in PARTS if p in chosen)
+
+
+def all_parts() -> tuple[dict, dict]:
+    """Every part's function and needs: a-h from this module, i, j, k, l, v from
+    :mod:`.linearise` and p from :mod:`.recovery` (imported here, not at the top: they import
+    this module)."""
+    from . import linearise, recovery
+
+    functions = {**PART_FUNCTIONS, **linearise.PART_FUNCTIONS, **recovery.PART_FUNCTIONS}
+    needs = {**PART_NEEDS, **linearise.PART_NEEDS, **recovery.PART_NEEDS}
+    missing = set(PARTS) ^ set(functions)
+    if missing:
+        raise SemphaseError(f"exp10's declared parts and part functions differ: {''.join(sorted(missing))}")
+    return functions, needs
 
 
 def grid(n_total: int, original: list[int] | None = None, original_n: int | None = None, step: int = 10) -> list[int]:
@@ -147,6 +157,10 @@ class Exp10Run:
         self.base_blocks = self.base_eval_blocks = self.zero = self.zero_eval = self.zero_delta = None
         self.base = self.base_eval = None
         self.means_all = self.mean_delta = None
+        # phase 2 (linearise.py): per-method ΔPPL of single-head replacement, the best method and its rankings
+        self.lin_delta: dict[str, np.ndarray] = {}
+        self.best_method = self.best_order = self.best_order_heldout = None
+        self.mixed_order = self.mixed_order_heldout = None
         self.timing: dict[str, float] = {}
 
     def P(self, blocks: np.ndarray) -> np.ndarray:
@@ -451,7 +465,9 @@ def part_h(run: Exp10Run, ev: dict) -> None:
 PART_FUNCTIONS = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
                   "h": part_h}
 # timing keys of the evidence
-_TIMING = {"a": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful"}
+_TIMING = {"a": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful",
+           "i": "i_single_replacement", "j": "i_single_replacement", "k": "k_curves", "v": "v_validation",
+           "p": "p_recovery"}
 
 
 def _baseline(run: Exp10Run, ev: dict) -> None:
@@ -490,6 +506,7 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
 
     seed_everything(seed)
     parts = expand_parts(parts)
+    functions = all_parts()[0]
     if eval_ts is not None:
         ts.meta.setdefault("subset", "rank")
         eval_ts.meta.setdefault("subset", "eval")
@@ -520,7 +537,7 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
                           "need every head (b-h) were not run")
             break
         t = time.perf_counter()
-        PART_FUNCTIONS[part](run, ev)
+        functions[part](run, ev)
         if part in _TIMING:
             key = _TIMING[part]
             run.timing[key] = run.timing.get(key, 0.0) + time.perf_counter() - t
@@ -563,3 +580,4 @@ def attach_g_correlation(ev: dict, g_curve: dict | None, why: str | None = None)
         layer["g_correlation"] = None
         layer["g_missing_reason"] = (why or "no g(l/L) for this model") if g_curve is None else \
             f"g(l/L) has {len(g_curve.get('g_mean', []))} points, expected {L + 1}"
+

@@ -1,5 +1,5 @@
 """exp10 phase 3 (science.md 14, exp10P): can extra inference buy back what replaced heads cost?
-A part function in the shape of ``measure.py``'s (``part_p(run, ev)``), not wired in yet.
+A part function in the shape of ``measure.py``'s (``part_p(run, ev)``), merged into its parts.
 
 Conditions: ``baseline``; ``relu_a`` and ``relu_b``, the first 30/144 and 70/144 of the heads (30
 and 70 for GPT-2 small) of the best method's ranking (part j of :mod:`.linearise`; relu for the
@@ -170,5 +170,3 @@ def part_p(run: Exp10Run, ev: dict, budget: RecoveryBudget | None = None) -> Non
 
 
 PART_FUNCTIONS = {"p": part_p}
-PARTS = {"p": "compute recovery: KV-cache speed, self-refinement with distinct-2, best-of-N with independent "
-              "judges, equal-FLOP arithmetic with whole-model FLOPs (14, exp10P)"}

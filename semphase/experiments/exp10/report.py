@@ -7,7 +7,7 @@ from .figures import exp10_figures
 
 def intro(records: list[dict], layout: OutputLayout) -> str:
     return "\n".join([
-        "# exp10 results: head ablation (science.md sections 10 and 11)",
+        "# exp10 results: head ablation, softmax linearisation, validation, compute recovery (science.md 10-14)",
         "",
         "Written by the semphase report plugin (or `python -m semphase run exp10`) from the evidence in "
         f"`{rel(layout.data, layout.reports)}/exp10_*.json`; every number below was measured in the run named "
@@ -130,7 +130,129 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
     if ev.get("layer"):
         means = ev["layer"]["mean_delta_ppl"]
         lines += ["", "Layer mean zero ΔPPL: " + ", ".join(f"L{i} {pct(v)}" for i, v in enumerate(means)) + "."]
-    return lines_note + lines
+    return lines_note + lines + _linear_lines(ev) + _flop_lines(ev) + _validation_lines(ev) + _recovery_lines(ev)
+
+
+def _linear_lines(ev: dict) -> list[str]:
+    """Phase 2 (10I-10K): single-head replacement per method, the best method, the paired differences."""
+    lin = ev.get("linear")
+    if not lin:
+        return []
+    lines = ["", "### Softmax replaced (phase 2, science.md 12)", "",
+             f"Each head of layers {lin['layers'][0]}-{lin['layers'][-1]} replaced alone (layer 0 protected), rank range; "
+             "relu, l1 and identity are the original's normalisations of the scores (still n x n), kernel is elu+1 "
+             "features on Q and K, factorised:", "",
+             "| method | heads | abs(ΔPPL) < 1 % | ΔPPL < 0 | mean ΔPPL | median ΔPPL | max ΔPPL |",
+             "|---|---|---|---|---|---|---|"]
+    for m, st in lin["per_method"].items():
+        lines.append(f"| {m} | {st['n_heads']} | {st['n_negligible_1pct']} | {st['n_negative']} | "
+                     f"{pct(st['mean_delta_ppl'])} | {pct(st['median_delta_ppl'])} | {pct(st['max_delta_ppl'])} |")
+    rm = lin.get("relu_vs_mean")
+    if rm:
+        lines += ["", f"relu better than mean-ablation for {rm['n_relu_better']} of {rm['n_heads']} heads (mean ΔPPL "
+                  f"{pct(rm['mean_delta_relu'])} vs {pct(rm['mean_delta_mean'])}; means from {rm['means_tokens']})."]
+    best = lin.get("best")
+    if best:
+        counts = ", ".join(f"{m} {n}" for m, n in best["best_method_counts"].items())
+        lines.append(f"Best method overall (lowest mean ΔPPL): {best['best_method']}; best per head: {counts}; mixed "
+                     f"assignment mean ΔPPL {pct(best['mixed_mean_delta_ppl'])}.")
+    rows = [(key, label) for key, label in (
+        ("linear_minus_mean_l0p_heldout", "best method minus mean-ablation"),
+        ("linear_minus_mixed_l0p_heldout", "best method minus mixed"),
+        ("kernel_minus_linear_l0p_heldout", "kernel minus best method")) if ev.get(key)]
+    if rows:
+        lines += ["", "Held-out differences of removable head counts (paired: the same resamples):", "",
+                  "| difference | 1.1x | 1.5x | 2.0x | interval resamples |", "|---|---|---|---|---|"]
+        for key, label in rows:
+            d = ev[key]
+            cells = [f"{d[t]['value']:+d} [{d[t]['ci95'][0]:.0f}, {d[t]['ci95'][1]:.0f}]" for t in ("1.1", "1.5", "2.0")]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {d['1.1']['unit']} |")
+    return lines
+
+
+def _flop_lines(ev: dict) -> list[str]:
+    """10L: the original's attention-only accounting beside whole-model FLOPs."""
+    f = ev.get("flops")
+    if not f:
+        return []
+    s = f["model_shapes"]
+    fwd = f["model_forward_1024"]
+    lines = ["", "### FLOPs (10L)", "",
+             f"Conventions: {f['conventions']}. This model: {s['n_layers']} layers x {s['n_heads']} heads "
+             f"({s.get('n_kv_heads', s['n_heads'])} key/value heads), d_model {s['d_model']}, d_head {s['d_head']}, "
+             f"d_mlp {s['d_mlp']}, vocabulary {s['d_vocab']:,}; one forward of 1,024 tokens: {fwd['total']:.4g} FLOPs, "
+             f"attention operator share {pct(fwd['attention_share'], signed=False)}. GPT-2 small: "
+             f"{f['gpt2_whole_model_1024']['forward']['total']:.4g} FLOPs; 30 heads kernelised save "
+             f"{pct(f['gpt2_whole_model_1024']['saving_30_kernel'], signed=False)} of the whole forward "
+             f"(the original's attention-only figure: {pct(next(r['attention_saving'] for r in f['original_tradeoff_gpt2_1024'] if r['n_heads'] == 30), signed=False)}).",
+             "", "| tokens | heads replaced | replacement | attention-only saving | whole-model saving | attention share |",
+             "|---|---|---|---|---|---|"]
+    for key in ("model_table_original_kernel", "model_table_this_kernel", "model_table_relu_as_evaluated"):
+        for r in f[key]:
+            lines.append(f"| {r['n_tokens']} | {r['n_replaced']} | {r['replacement']} | {pct(r['attention_only_saving'])} | "
+                         f"{pct(r['whole_model_saving'])} | {pct(r['attention_share'], signed=False)} |")
+    return lines
+
+
+def _validation_lines(ev: dict) -> list[str]:
+    """10V (science.md 13): the rank-range ranking on the held-out range."""
+    v = ev.get("validation")
+    if not v:
+        return []
+    lines = ["", "### Validation on more data (10V, science.md 13)", "",
+             f"Rank range baseline PPL {v['baseline_ppl_rank']:.4f}; held-out range {v['baseline_ppl_heldout']:.4f}. "
+             f"In-sample (rank range) minus held-out threshold of the same ranking (positive: in-sample selection is "
+             f"optimistic):", "", "| threshold | in-sample | held-out | difference | 95 % CI | resampling |",
+             "|---|---|---|---|---|---|"]
+    for t, o in v["optimism"].items():
+        lines.append(f"| {t}x | {o['in_sample']} | {o['heldout']} | {o['value']:+d} | {fmt(o['ci95'])} | {o['unit']} |")
+    lines.append("")
+    lines.append(f"The original's V5 comparison: mean difference of the held-out ratios from the in-sample ones "
+                 f"{fmt(v['mean_diff_pct'])} % ({v['bias_label']}); conclusions maintained (every threshold within "
+                 f"{v['tolerance_heads']} heads): {'yes' if v['conclusions_maintained'] else 'no'}.")
+    return lines
+
+
+def _recovery_lines(ev: dict) -> list[str]:
+    """exp10P (science.md 14): speed, self-refinement, best-of-N, equal-FLOP arithmetic."""
+    rec = ev.get("recovery")
+    if not rec:
+        return []
+    b = rec["budget"]
+    lines = ["", "### Compute recovery (exp10P, science.md 14)", "",
+             f"{rec['prompts']['n']} prompts of {b['prompt_tokens']} tokens from the held-out range, each with its true "
+             f"{b['new_tokens']}-token continuation; {b['candidates']} seeded samples per prompt (temperature 0.8, seed "
+             f"{rec['seed']}); self-refinement {b['iterations']} greedy iterations. Conditions: "
+             + "; ".join(f"{k} ({len(v)} heads)" for k, v in rec["conditions"].items()) + ".", "",
+             "| condition | tokens/s with KV cache | without | cache used | same tokens | refinement PPL (last) | "
+             "distinct-2 < 0.5 share | reference NLL |", "|---|---|---|---|---|---|---|---|"]
+    for name in rec["conditions"]:
+        sp, rf = rec["speed"][name], rec["refinement"][name]
+        last = rf["iterations"][-1] if rf["iterations"] else None
+        lines.append(f"| {name} | {sp['cache_tok_s']:.1f} | {sp['nocache_tok_s']:.1f} | {sp['cache_used']} | "
+                     f"{sp['same_tokens']} | {fmt(last['ppl_summary']['mean']) if last else 'n/a'} | "
+                     f"{fmt(last['share_distinct2_below_half']) if last else 'n/a'} | {fmt(rec['reference_nll'][name])} |")
+    ns = [str(n) for n in b["ns"]]
+    lines += ["", "Best-of-N (the original's selection: lowest baseline perplexity among the first N): mean scorer "
+              "perplexity / bigram F1 with the true continuation of the picked sample:", "",
+              "| condition | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+    for name, res in rec["best_of_n"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{fmt(res['best_of'][n]['scorer_ppl']['mean'])} / {fmt(res['best_of'][n]['reference_f1']['mean'])}"
+            for n in ns) + " |")
+    for measure, c in rec["best_of_n_vs_baseline"].items():
+        lines.append(f"{c['condition']}@{c['n']} minus baseline@1, {measure} ({c['better']} is better): {fmt(c['value'])} "
+                     f"(95 % CI {fmt(c['ci95'])}, resampling {c['unit']}).")
+    fl = rec["flops"]
+    o = fl["original"]
+    lines += ["", f"Equal-FLOP arithmetic: the original's attention-only token ratios {fmt(o['p3_ratio_30'])} (30 heads) "
+              f"and {fmt(o['p3_ratio_70'])} (70), i.e. {o['extra_tokens_30']} and {o['extra_tokens_70']} extra tokens; "
+              "whole-model FLOPs of GPT-2 small: " + ", ".join(
+                  f"{k} heads ratio {fmt(v['ratio'])} ({v['extra_tokens']} extra)" for k, v in fl["gpt2_whole_model"].items())
+              + "; this model (mean context " + str(fl["mean_context"]) + "): " + ", ".join(
+                  f"{k} ratio {fmt(v['ratio_original_kernel'])}" for k, v in fl["model_whole_model"].items()) + ".",
+              f"P4 (context lengths): {rec['p4']}."]
+    return lines
 
 
 def data_files(ev: dict, claims: list[dict]) -> dict[str, object]:
@@ -148,6 +270,12 @@ def data_files(ev: dict, claims: list[dict]) -> dict[str, object]:
     if ev.get("curves"):
         out[f"exp10c_{tag}.json"] = {"model": ev["model"], "baseline_ppl": ev["baseline_ppl"], "curves": ev["curves"],
                                      "provenance": ev["provenance"]}
+    if ev.get("linear"):
+        out[f"exp10i_linearisation_{tag}.json"] = {"model": ev["model"], "baseline_ppl": ev["baseline_ppl"],
+                                                   "linear": ev["linear"], "provenance": ev["provenance"]}
+    if ev.get("recovery"):
+        out[f"exp10p_recovery_{tag}.json"] = {"model": ev["model"], "recovery": ev["recovery"],
+                                              "provenance": ev["provenance"]}
     if ev.get("mean"):
         out[f"exp10e_mean_ablation_{tag}.json"] = {
             "model": ev["model"], "baseline_ppl": ev["baseline_ppl"], "heads": ev["mean"]["heads"],

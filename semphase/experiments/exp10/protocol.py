@@ -1,0 +1,32 @@
+"""When exp10's rules apply: the original's protocol for reproduction tests, a held-out range
+(and a held-out curve) for hypothesis tests. Shared by :mod:`.claims` and
+:mod:`.claims_phases23` (which ``claims`` imports, so neither may import the other first)."""
+from __future__ import annotations
+
+from ...claims import requires
+from ...models import registry_name
+
+
+def _original_protocol(ev: dict) -> str | None:
+    """Why a reproduction test does not apply, or None when it does."""
+    if registry_name(ev["model"]) != "gpt2":
+        return f"reproduction tests compare with the original's GPT-2 small numbers; this run is on {ev['model']}"
+    src = ev["data"].get("source", "")
+    if "wikitext-2-raw-v1 validation" not in src or ev["data"]["ctx"] != 1024 or ev["n_tokens"] != 2048:
+        return ("reproduction tests need the original protocol: WikiText-2 validation, the first 2,048 tokens "
+                "in chunks of 1,024 (--budget quick)")
+    return None
+
+
+def _heldout(ev: dict) -> str | None:
+    if ev.get("heldout") is None:
+        return ("held-out tests need a held-out range after the rank range (the data hold less than one chunk "
+                "after it; lower --tokens or --ctx, or raise --eval-tokens)")
+    return None
+
+
+def _heldout_curve(ev: dict, name: str) -> str | None:
+    why = _heldout(ev) or requires(ev, "curves")
+    if why or name not in ev["curves"]:
+        return why or f"no held-out curve {name} in this evidence"
+    return None
