@@ -101,3 +101,17 @@ def test_draft_rules_give_a_verdict_or_a_reason(evidence):
                  "test_c25_kernelisable_attention_keeps_heads_heldout", "test_c26_small_sample_optimism",
                  "test_c27_best_of_n_with_an_independent_judge", "test_c28_refinement_is_repetition"):
         assert results[test].applicable and results[test].conditions, test
+
+
+def test_part_needs_expand_to_the_fixpoint():
+    """--parts asks for what a part reads, and its needs' needs: p needs j, j needs i; v needs k, k needs j
+    and the mean curve f, f needs e, e needs a. i and l stand alone (l's trade-off rows need k)."""
+    assert M.expand_parts("i") == "i"
+    assert M.expand_parts("l") == "l"
+    assert M.expand_parts("p") == "ijp"
+    assert M.expand_parts("v") == "aefijkv"
+    assert M.expand_parts("") == M.PARTS == "abcdefghijklvp"
+    functions, needs = M.all_parts()
+    assert set(functions) == set(M.PARTS) and set(needs) <= set(M.PARTS)
+    with pytest.raises(Exception, match="unknown part"):
+        M.expand_parts("iz")

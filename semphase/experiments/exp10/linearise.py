@@ -31,7 +31,10 @@ from .measure import ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
-PART_NEEDS = {"i": "ae", "j": "i", "k": "jf", "l": "k", "v": "k"}  # e: mean-ablation (relu vs mean), f: mean curve
+# i alone is the per-head replacement sweep (relu vs mean-ablation is added when part e ran in the same
+# run); k compares with the mean-ablation curve of f; l needs only the model's shapes (its trade-off
+# rows read k's in-sample curve when k ran)
+PART_NEEDS = {"j": "i", "k": "jf", "v": "k"}
 ORIGINAL_V_STEPS = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 132]
 
 
@@ -173,7 +176,7 @@ def part_l(run: Exp10Run, ev: dict) -> None:
                          "kernel": original_head_flops(n, 64, "kernel"),
                          "saving_linear": 1 - original_head_flops(n, 64, "linear") / soft,
                          "saving_kernel": 1 - original_head_flops(n, 64, "kernel") / soft})
-    c = ev["curves"]["linear_l0p"]
+    c = (ev.get("curves") or {}).get("linear_l0p") or {"steps": [], "ratio": []}
     tradeoff = [{"n_heads": k, "ratio": r,
                  "attention_only_saving_kernel": attention_only_savings(s, 1024, k, "original_kernel"),
                  "whole_model_saving_kernel": whole_model_savings(s, 1024, k, "original_kernel"),
