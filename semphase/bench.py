@@ -184,8 +184,8 @@ def bench_attention(lm, attn_tokens: int = 1024, prompt_tokens: int = 64, new_to
 
     from .attention import DEFAULT_CHUNK, FEATURE_MAPS, feature_attention_factorised
     from .flops import head_attention_flops, model_shapes
-    from .generation import generate
-    
+    from .generation import best_of_n, generate
+
     shapes = model_shapes(lm)
     H, Hkv, d, n = shapes.n_heads, shapes.n_kv_heads, shapes.d_head, int(attn_tokens)
     g = torch.Generator().manual_seed(seed)
@@ -219,6 +219,17 @@ def bench_attention(lm, attn_tokens: int = 1024, prompt_tokens: int = 64, new_to
         generate(lm, prompt[:, : min(8, prompt_tokens)], 2)  # warm-up
         with_cache = generate(lm, prompt, new_tokens, use_cache=True)
         without = generate(lm, prompt, new_tokens, use_cache=False)
+        # best-of-N as exp10P runs it: every prompt's candidates in one batch against one prompt at a time
+        prompts = torch.randint(0, int(shapes.d_vocab), (4, prompt_tokens), generator=g)
+        refs = torch.randint(0, int(shapes.d_vocab), (4, 8), generator=g)
+        bon_new = min(new_tokens, 32)
+        kw = dict(n_candidates=5, ns=(1, 5), new_tokens=bon_new, temperature=0.8, seed=seed)
+        t0 = time.perf_counter()
+        one = best_of_n(lm, lm, prompts, refs, prompt_batch=1, **kw)
+        t_one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        together = best_of_n(lm, lm, prompts, refs, **kw)
+        t_together = time.perf_counter() - t0
     return {
         "model": lm.name, "device": str(lm.device), "heads": H, "kv_heads": Hkv, "d_head": d, "attn_tokens": n,
         "softmax_eager_s": t_eager, "softmax_fused_s": t_fused, "kernel_s": t_kernel,
@@ -230,4 +241,8 @@ def bench_attention(lm, attn_tokens: int = 1024, prompt_tokens: int = 64, new_to
         "gen_ratio": with_cache.tokens_per_second / without.tokens_per_second,
         "gen_cache_used": with_cache.used_cache, "gen_note": with_cache.cache_note,
         "same_tokens": bool(torch.equal(with_cache.tokens, without.tokens)), "repeats": repeats,
+        "bon_prompts": 4, "bon_candidates": 5, "bon_new_tokens": bon_new,
+        "bon_one_prompt_at_a_time_s": t_one, "bon_batched_s": t_together, "bon_ratio": t_one / t_together,
+        "bon_same_candidates": [p["candidates"] for p in one["per_prompt"]]
+        == [p["candidates"] for p in together["per_prompt"]],
     }

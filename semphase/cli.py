@@ -259,6 +259,10 @@ def _bench_attention(args) -> int:
     print(f"generation, greedy, prompt {r['prompt_tokens']} + {r['new_tokens']} tokens: with the key/value cache "
           f"{r['gen_cache_tok_s']:.1f} tokens/s; without {r['gen_nocache_tok_s']:.1f} tokens/s; ratio "
           f"{r['gen_ratio']:.2f}x; same tokens: {r['same_tokens']}" + (f" ({r['gen_note']})" if r['gen_note'] else ""))
+    print(f"best-of-N as exp10P samples it, {r['bon_prompts']} prompts x {r['bon_candidates']} candidates x "
+          f"{r['bon_new_tokens']} tokens, with scoring: one prompt at a time {r['bon_one_prompt_at_a_time_s']:.2f} s; "
+          f"every prompt in one batch {r['bon_batched_s']:.2f} s; ratio {r['bon_ratio']:.2f}x; same candidates: "
+          f"{r['bon_same_candidates']}")
     return 0
 
 

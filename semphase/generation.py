@@ -85,16 +85,25 @@ def _quiet():
 
 # -- sampling -----------------------------------------------------------------------------------
 
+LOGITS_BYTES = 2 ** 30  # best-of-N batches prompts until one step's full logits would pass this
+
+
+def _vocab(lm) -> int:
+    return int(getattr(lm.bridge.cfg, "d_vocab", None) or 50_257)
+
+
 def seed_for(seed: int, index: int) -> int:
     """A per-item seed (prompt ``index`` of a run seeded ``seed``), independent of the item count."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
 def next_tokens(logits: torch.Tensor, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None,
+                row_generators: Sequence[tuple[slice, torch.Generator]] | None = None) -> torch.Tensor:
     """The next token of each row of ``logits`` [b, vocab]: argmax, or a draw at ``temperature``
-    (over the ``top_k`` largest when given) from ``generator`` (CPU). Returns [b, 1] on the
-    logits' device."""
+    (over the ``top_k`` largest when given) from ``generator`` (CPU), or, with ``row_generators``,
+    rows ``sl`` drawn from their own generator for each ``(sl, generator)`` (several prompts in one
+    batch, each sampled as if alone). Returns [b, 1] on the logits' device."""
     if not do_sample:
         return logits.argmax(dim=-1, keepdim=True)
     if not temperature > 0:
@@ -107,6 +116,8 @@ def next_tokens(logits: torch.Tensor, do_sample: bool = False, temperature: floa
         kth = scaled.topk(k, dim=-1).values[..., -1:]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
     probs = torch.softmax(scaled, dim=-1)
+    if row_generators:
+        return torch.cat([torch.multinomial(probs[sl], 1, generator=g) for sl, g in row_generators]).to(logits.device)
     return torch.multinomial(probs, 1, generator=generator).to(logits.device)
 
 
@@ -159,11 +170,14 @@ def cache_support(replaced: Assignment) -> tuple[bool, str]:
 
 def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temperature: float = 1.0,
              top_k: int | None = None, seed: int | None = 0, replaced: Assignment = (),
-             means: torch.Tensor | None = None, use_cache: bool = True, keep_logits: bool = False) -> Generation:
+             means: torch.Tensor | None = None, use_cache: bool = True, keep_logits: bool = False,
+             row_seeds: Sequence[tuple[slice, int]] | None = None) -> Generation:
     """Continue ``prompt`` ([p] or [b, p] token ids) by ``max_new_tokens`` tokens, greedy or sampled
     (seeded), with the heads in ``replaced`` changed, with a key/value cache when ``use_cache`` and
     the model and every replaced kind allow it (else without, said in ``cache_note``).
-    ``keep_logits`` keeps each step's next-token logits (on the CPU)."""
+    ``keep_logits`` keeps each step's next-token logits (on the CPU). ``row_seeds``: sample rows
+    ``sl`` from a generator seeded by their own seed, for each ``(sl, seed)`` (several prompts in one
+    batch, each drawn as in a call of its own)."""
     tokens = _as_batch(prompt)
     if max_new_tokens < 0:
         raise SemphaseError(f"max_new_tokens must be 0 or more, got {max_new_tokens}.")
@@ -179,6 +193,8 @@ def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temper
             use_cache, note = False, why
     bridge = lm.bridge
     generator = torch.Generator().manual_seed(int(seed)) if (do_sample and seed is not None) else None
+    row_generators = [(sl, torch.Generator().manual_seed(int(s))) for sl, s in row_seeds] if (do_sample and row_seeds) \
+        else None
     state: dict = {}
     _, hooks = assignment_hooks(bridge, replaced, means, state=state)
     cur = tokens.to(lm.device)
@@ -202,7 +218,7 @@ def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temper
             forwards += 1
             if keep_logits:
                 kept.append(logits[:, -1, :].detach().cpu())
-            nxt = next_tokens(logits[:, -1, :], do_sample, temperature, top_k, generator)
+            nxt = next_tokens(logits[:, -1, :], do_sample, temperature, top_k, generator, row_generators)
             cur = torch.cat([cur, nxt], dim=1)
     if lm.device.type == "cuda":
         torch.cuda.synchronize()
@@ -261,7 +277,8 @@ def _summary(values) -> dict:
 
 def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 5, ns: Sequence[int] = (1, 2, 3, 5),
               new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
-              replaced: Assignment = (), means: torch.Tensor | None = None, use_cache: bool = True) -> dict:
+              replaced: Assignment = (), means: torch.Tensor | None = None, use_cache: bool = True,
+              prompt_batch: int | None = None) -> dict:
     """Best-of-N (14.2 P3) for one condition (``replaced`` heads on ``generator_lm``).
 
     Per prompt i: ``n_candidates`` continuations of ``new_tokens`` sampled at ``temperature`` with
@@ -270,7 +287,11 @@ def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 
     the true continuation ``references[i]``) and ``distinct2``; per prompt also ``reference_nll``
     (the generator condition's mean loss on the true continuation). Best-of-N picks, among the first
     N candidates, the lowest ``scorer_ppl`` (the original's rule); the summary gives, for each N,
-    the mean and median over prompts of the picked candidate's three measures."""
+    the mean and median over prompts of the picked candidate's three measures.
+
+    Prompts are generated ``prompt_batch`` at a time (default: as many as keep the first step's
+    logits under :data:`LOGITS_BYTES`), each prompt's candidates drawn from its own generator, so
+    the draws do not depend on the batch (up to floating-point noise of batched matmuls)."""
     P = _as_batch(prompts)
     R = _as_batch(references)
     if P.shape[0] != R.shape[0]:
@@ -281,24 +302,31 @@ def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 
     per_prompt = []
     seconds = 0.0
     cache_notes = set()
-    for i in range(P.shape[0]):
-        prompt = P[i:i + 1].expand(n_candidates, -1)
+    span = P.shape[1] + new_tokens
+    group = prompt_batch or max(1, int(LOGITS_BYTES // (n_candidates * span * 4 * max(1, _vocab(generator_lm)))))
+    for g0 in range(0, P.shape[0], group):
+        idx = list(range(g0, min(P.shape[0], g0 + group)))
+        prompt = P[idx].repeat_interleave(n_candidates, dim=0)  # the candidates of each prompt, in a row
+        rows = [(slice(j * n_candidates, (j + 1) * n_candidates), seed_for(seed, i)) for j, i in enumerate(idx)]
         gen = generate(generator_lm, prompt, new_tokens, do_sample=True, temperature=temperature, top_k=top_k,
-                       seed=seed_for(seed, i), replaced=replaced, means=means, use_cache=use_cache)
+                       seed=seed, replaced=replaced, means=means, use_cache=use_cache, row_seeds=rows)
         seconds += gen.seconds
         if gen.cache_note:
             cache_notes.add(gen.cache_note)
-        cands = gen.new_tokens
-        nll = continuation_nll(scorer_lm, prompt, cands)
-        ref_nll = float(continuation_nll(generator_lm, P[i:i + 1], R[i:i + 1], replaced, means).mean())
-        per_prompt.append({
-            "candidates": cands.tolist(),
-            "scorer_ppl": torch.exp(nll.double().mean(dim=1)).tolist(),
-            "reference_f1": [bigram_f1(c, R[i].tolist()) for c in cands.tolist()],
-            "distinct2": [distinct_n(c) for c in cands.tolist()],
-            "reference_nll": ref_nll,
-            "seed": seed_for(seed, i),
-        })
+        cands_all = gen.new_tokens
+        nll_all = continuation_nll(scorer_lm, prompt, cands_all)
+        ref_all = continuation_nll(generator_lm, P[idx], R[idx], replaced, means).mean(dim=1)
+        for j, i in enumerate(idx):
+            sl = rows[j][0]
+            cands, nll = cands_all[sl], nll_all[sl]
+            per_prompt.append({
+                "candidates": cands.tolist(),
+                "scorer_ppl": torch.exp(nll.double().mean(dim=1)).tolist(),
+                "reference_f1": [bigram_f1(c, R[i].tolist()) for c in cands.tolist()],
+                "distinct2": [distinct_n(c) for c in cands.tolist()],
+                "reference_nll": float(ref_all[j]),
+                "seed": seed_for(seed, i),
+            })
     summary = {}
     for n in ns:
         picks = [int(np.argmin(p["scorer_ppl"][:n])) for p in per_prompt]

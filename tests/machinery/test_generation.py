@@ -160,4 +160,20 @@ def test_bench_attention_prints_both_ratios(tiny_llama, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "ratio eager/kernel" in out and "same tokens: True" in out and "tokens/s" in out
+    assert "every prompt in one batch" in out and "same candidates: True" in out
     assert main(["bench", "attention", "--model", str(tiny_llama), "--new-tokens", "0"]) == 2
+
+
+def test_best_of_n_draws_do_not_depend_on_the_prompt_batch(llama):
+    """Prompts generated together (each with its own seeded generator) give the draws of prompts
+    generated one at a time: batching is a speed-up, not a change of the experiment."""
+    prompts, refs = _prompts(4, 10), _prompts(4, 8, seed=9)
+    kw = dict(n_candidates=3, ns=(1, 3), new_tokens=8, temperature=0.8, seed=5, replaced=[(1, 0, "relu")])
+    one = best_of_n(llama, llama, prompts, refs, prompt_batch=1, **kw)
+    together = best_of_n(llama, llama, prompts, refs, **kw)
+    pairs = [(p, q) for p, q in zip(one["per_prompt"], together["per_prompt"])]
+    assert [p["seed"] for p, _ in pairs] == [q["seed"] for _, q in pairs]
+    assert [p["candidates"] for p, _ in pairs] == [q["candidates"] for _, q in pairs]
+    for p, q in pairs:
+        assert q["scorer_ppl"] == pytest.approx(p["scorer_ppl"], rel=1e-5)
+        assert q["reference_nll"] == pytest.approx(p["reference_nll"], rel=1e-5)
