@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layers", default=None, help="only these layers for the single-head sweep, e.g. 0,5,29")
     run.add_argument("--output-dir", default=None,
                      help="write DIR/data, DIR/figures, DIR/reports (default: results/ and reports/ here)")
+    run.add_argument("--reuse-evidence", default=None, metavar="FILE",
+                     help="exp10: an earlier run's data file (OUTPUT/data/exp10_MODEL.json); its part i (the per-head "
+                          "replacement sweep) stands in for measuring it again when it was measured on the same "
+                          "weights, tokens, budget, seed and device type (checked; a mismatch stops the run)")
     run.add_argument("--cache-dir", default=None, help="evidence cache (default: OUTPUT/cache or results/cache)")
     run.add_argument("--no-cache", action="store_true", help="keep evidence in memory only")
     run.add_argument("--head-batch", type=int, default=None,
@@ -143,9 +147,12 @@ def cmd_run(args) -> int:
         if unknown:
             raise SemphaseError(f"--parts {args.parts!r}: unknown part(s) {''.join(unknown)} for {exp.id}; use letters "
                                 f"from {''.join(exp.parts)}.")
+        if args.reuse_evidence and exp.id != "exp10":
+            raise SemphaseError(f"--reuse-evidence: only exp10 reuses an earlier run's evidence; drop the option for "
+                                f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
-    session = Session(settings_from(args, parts=args.parts, layers=args.layers))
+    session = Session(settings_from(args, parts=args.parts, layers=args.layers, reuse_evidence=args.reuse_evidence))
     session.check_options()
     models = session.settings.models
     written: list[str] = []

@@ -43,6 +43,7 @@ class Settings:
     processing: str = "tl-default"
     parts: str | None = None  # CLI: experiment parts (None: all)
     layers: str | None = None  # CLI: exp10 single-head sweep layers, e.g. "0,5,29" (None: all)
+    reuse_evidence: str | None = None  # CLI: an earlier run's exp10 data file whose reusable parts stand in
     progress: bool = False
     no_report: bool = False
     rootdir: str = "."
@@ -73,6 +74,7 @@ class MeasureContext:
     layers: str | None
     head_batch: int
     heldout: bool = True  # False when another experiment's need asks for no held-out range
+    reuse_evidence: str | None = None  # an earlier run's evidence file (exp10: --reuse-evidence)
 
     def tokens(self):
         """The evaluation tokens the budget names, from the experiment's data (WikiText split or
@@ -240,7 +242,8 @@ class Session:
             if exp.data.kind == "stimuli":
                 self.stimuli()  # a bad --stimuli fails before any measurement
             ctx = MeasureContext(self, exp, lm, self.store, s.get_budget(), self.asserts_claims(exp), s.seed,
-                                 s.progress, parts, layers, self.head_batch(lm), heldout)
+                                 s.progress, parts, layers, self.head_batch(lm), heldout,
+                                 s.reuse_evidence if need is None else None)
             self._evidence[key] = exp.measure(ctx)
         return self._evidence[key]
 

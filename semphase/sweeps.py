@@ -43,6 +43,10 @@ class Progress:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
 
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr, flush=True)
+
     @contextmanager
     def bar(self, total: int, desc: str):
         if not self.enabled or total <= 0:

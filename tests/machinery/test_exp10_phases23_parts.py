@@ -105,13 +105,47 @@ def test_draft_rules_give_a_verdict_or_a_reason(evidence):
 
 def test_part_needs_expand_to_the_fixpoint():
     """--parts asks for what a part reads, and its needs' needs: p needs j, j needs i; v needs k, k needs j
-    and the mean curve f, f needs e, e needs a. i and l stand alone (l's trade-off rows need k)."""
+    (k's comparison with the mean curve of f is made when f runs too, not forced). i and l stand alone
+    (l's trade-off rows need k)."""
     assert M.expand_parts("i") == "i"
     assert M.expand_parts("l") == "l"
     assert M.expand_parts("p") == "ijp"
-    assert M.expand_parts("v") == "aefijkv"
+    assert M.expand_parts("v") == "ijkv"
+    assert M.expand_parts("fk") == "aefijk"
     assert M.expand_parts("") == M.PARTS == "abcdefghijklvp"
     functions, needs = M.all_parts()
     assert set(functions) == set(M.PARTS) and set(needs) <= set(M.PARTS)
     with pytest.raises(Exception, match="unknown part"):
         M.expand_parts("iz")
+
+
+def test_part_i_reused_from_an_earlier_runs_evidence(tiny_llama, tiny_text, tmp_path):
+    """--reuse-evidence: an earlier run's part i stands in for sweeping again (no forward of it, the
+    same ΔPPLs to the bit, the same part j) only when weights, tokens, budget and seed match; a
+    mismatch, a missing or a corrupt file stop with the reason."""
+    from semphase.errors import SemphaseError
+
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    budget = get_budget("smoke")
+    first = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "a"), "ij")
+    path = tmp_path / "exp10_tiny.json"
+    path.write_text(json.dumps({"evidence": first, "claims": []}))
+    prev = M.load_reuse(str(path))
+    second = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "ij", reuse=prev)
+    assert second["reused"]["i"]["source"] == str(path)
+    assert second["engine_forwards"] < first["engine_forwards"]  # the sweep was not run again
+    for kind, stats in first["linear"]["per_method"].items():
+        np.testing.assert_array_equal(np.array(second["linear"]["per_method"][kind]["delta_ppl"], dtype=float),
+                                      np.array(stats["delta_ppl"], dtype=float))
+    assert second["linear"]["best"] == json.loads(json.dumps(first["linear"]["best"]))
+    with pytest.raises(SemphaseError, match="seed"):
+        M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "i", seed=1, reuse=prev)
+    other = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+    with pytest.raises(SemphaseError, match="tokens sha256"):
+        M.measure_tokens(lm, other, budget, EvidenceStore(tmp_path / "b"), "i", reuse=prev)
+    with pytest.raises(SemphaseError, match="no such file"):
+        M.load_reuse(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SemphaseError, match="not readable JSON"):
+        M.load_reuse(str(tmp_path / "bad.json"))

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from ... import sweeps
+from ...errors import SemphaseError
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
 from ...stats import interval
@@ -32,9 +33,10 @@ from .measure import ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
 # i alone is the per-head replacement sweep (relu vs mean-ablation is added when part e ran in the same
-# run); k compares with the mean-ablation curve of f; l needs only the model's shapes (its trade-off
-# rows read k's in-sample curve when k ran)
-PART_NEEDS = {"j": "i", "k": "jf", "v": "k"}
+# run); k compares with the mean-ablation curve of f when f ran in the same run (C23's held-out test
+# needs it; without f that test skips naming the missing curve, and k costs no mean-ablation sweep);
+# l needs only the model's shapes (its trade-off rows read k's in-sample curve when k ran)
+PART_NEEDS = {"j": "i", "k": "j", "v": "k"}
 ORIGINAL_V_STEPS = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 132]
 
 
@@ -64,13 +66,37 @@ def part_i(run: Exp10Run, ev: dict, methods=METHODS + (KERNEL,)) -> None:
         swept = delta[layers]
         out["per_method"][kind] = {"delta_ppl": delta.tolist(), **_distribution_stats(swept)}
     if run.mean_delta is not None and "relu" in run.lin_delta:
-        relu, mean = run.lin_delta["relu"][layers], run.mean_delta[layers]
-        out["relu_vs_mean"] = {
-            "n_heads": int(relu.size), "n_relu_better": int((relu < mean).sum()),
-            "mean_delta_relu": float(relu.mean()), "mean_delta_mean": float(mean.mean()),
-            "n_negative_relu": int((relu < 0).sum()), "n_negative_mean": int((mean < 0).sum()),
-            "means_tokens": "the rank range (in-sample, as the original)"}
+        _relu_vs_mean(run, out, layers)
     ev["linear"] = out
+
+
+def _relu_vs_mean(run: Exp10Run, out: dict, layers: list[int]) -> None:
+    relu, mean = run.lin_delta["relu"][layers], run.mean_delta[layers]
+    out["relu_vs_mean"] = {
+        "n_heads": int(relu.size), "n_relu_better": int((relu < mean).sum()),
+        "mean_delta_relu": float(relu.mean()), "mean_delta_mean": float(mean.mean()),
+        "n_negative_relu": int((relu < 0).sum()), "n_negative_mean": int((mean < 0).sum()),
+        "means_tokens": "the rank range (in-sample, as the original)"}
+
+
+def restore_i(run: Exp10Run, ev: dict, prev: dict) -> None:
+    """Part i from an earlier run's evidence (``--reuse-evidence``; the caller has checked it was
+    measured on the same weights, tokens, budget and seed): the per-head ΔPPLs exactly as that run
+    wrote them (JSON keeps every float), relu vs mean-ablation added when part e ran in this run."""
+    lin = prev["linear"]
+    if lin.get("layers") != _layers(run):
+        raise SemphaseError(f"--reuse-evidence: the file's part i swept layers {lin.get('layers')}, this run sweeps "
+                            f"{_layers(run)}; drop the option to measure it.")
+    run.lin_delta = {kind: np.asarray(stats["delta_ppl"], dtype=float) for kind, stats in lin["per_method"].items()}
+    shape = (run.lm.n_layers, run.lm.n_heads)
+    if any(d.shape != shape for d in run.lin_delta.values()):
+        raise SemphaseError(f"--reuse-evidence: the file's part i ΔPPLs are not {shape[0]} x {shape[1]}.")
+    ev["linear"] = {k: v for k, v in lin.items() if k in ("methods", "layers", "protected", "per_method")}
+    if run.mean_delta is not None and "relu" in run.lin_delta:
+        _relu_vs_mean(run, ev["linear"], lin["layers"])
+
+
+RESTORE = {"i": restore_i}
 
 
 def part_j(run: Exp10Run, ev: dict) -> None:

@@ -51,6 +51,84 @@ def expand_parts(parts: str) -> str:
     return "".join(p for p in PARTS if p in chosen)
 
 
+def reusable_parts() -> dict:
+    """Parts an earlier run's evidence can stand in for (``--reuse-evidence``): part -> a function
+    ``restore(run, ev, prev)`` that puts on ``run`` and into ``ev`` what the part would have."""
+    from . import linearise
+
+    return dict(linearise.RESTORE)
+
+
+def reuse_mismatch(prev: dict, ev: dict, run: "Exp10Run") -> str | None:
+    """Why ``prev`` (an earlier run's exp10 evidence) cannot stand in for parts of this run, or
+    None when it can: the same model weights, processing, dtype and device type, measurement
+    version, budget, seed and rank-range tokens (the reusable parts read only the rank range)."""
+    from ... import MEASUREMENT_VERSION
+
+    prov = prev.get("provenance") or {}
+    theirs, mine = prov.get("model") or {}, run.lm.provenance()
+    checks = [
+        ("experiment", prev.get("experiment"), "exp10"),
+        ("model", prev.get("model"), ev["model"]),
+        ("weights sha256", theirs.get("weights_sha256"), mine.get("weights_sha256")),
+        ("processing", theirs.get("processing"), mine.get("processing")),
+        ("dtype", theirs.get("dtype"), mine.get("dtype")),
+        ("device type", str(theirs.get("device", "")).split(":")[0], str(mine.get("device")).split(":")[0]),
+        ("measurement version", prov.get("measurement_version"), MEASUREMENT_VERSION),
+        ("budget", prev.get("budget"), ev["budget"]),
+        ("seed", prev.get("seed"), run.seed),
+        ("rank-range tokens sha256", (prev.get("data") or {}).get("tokens_sha256"), run.ts.fingerprint),
+        ("chunk length", (prev.get("data") or {}).get("ctx"), run.ts.ctx),
+    ]
+    for what, was, now in checks:
+        if was != now:
+            return f"its {what} is {was!r}, this run's is {now!r}"
+    return None
+
+
+def _reuse(run: "Exp10Run", ev: dict, part: str, prev: dict | None) -> bool:
+    """Restore ``part`` from ``prev`` when it holds the part and matches this run (True), else
+    False (the part is measured). A file that holds the part but does not match stops the run:
+    the user asked for reuse, and a silent re-measurement could cost hours."""
+    restore = reusable_parts().get(part)
+    if prev is None or restore is None or part not in prev.get("parts", ""):
+        return False
+    why = reuse_mismatch(prev, ev, run)
+    if why:
+        raise SemphaseError(f"--reuse-evidence: the file's part {part} cannot stand in for this run's: {why}. "
+                            "Drop the option to measure it.")
+    restore(run, ev, prev)
+    prov = prev["provenance"]
+    ev.setdefault("reused", {})[part] = {
+        "source": prev.get("_reuse_path"), "git_commit": prov.get("git_commit"),
+        "finished_utc": prov.get("finished_utc"), "device": prov["model"].get("device"),
+        "wall_seconds": prov.get("wall_seconds")}
+    run.progress.say(f"part {part}: reused from {prev.get('_reuse_path')} (measured {prov.get('finished_utc')})")
+    return True
+
+
+def load_reuse(path: str | None) -> dict | None:
+    """An earlier run's exp10 evidence file (``data/exp10_MODEL.json`` as a run writes it, or its
+    ``evidence``), or a clear error."""
+    import json
+    from pathlib import Path
+
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise SemphaseError(f"--reuse-evidence {path!r}: no such file; give an exp10 data file an earlier run wrote "
+                            "(OUTPUT/data/exp10_MODEL.json).")
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise SemphaseError(f"--reuse-evidence {path!r}: not readable JSON ({exc}).") from None
+    ev = obj.get("evidence", obj) if isinstance(obj, dict) else None
+    if not isinstance(ev, dict) or ev.get("experiment") != "exp10" or "provenance" not in ev:
+        raise SemphaseError(f"--reuse-evidence {path!r}: not exp10 evidence with its provenance.")
+    return dict(ev, _reuse_path=str(p))
+
+
 def all_parts() -> tuple[dict, dict]:
     """Every part's function and needs: a-h from this module, i, j, k, l, v from
     :mod:`.linearise` and p from :mod:`.recovery` (imported here, not at the top: they import
@@ -493,15 +571,17 @@ def measure(ctx) -> dict:
     ts = ctx.tokens()
     return measure_tokens(ctx.lm, ts, ctx.budget, ctx.store, ctx.parts or PARTS, layers,
                           sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims,
-                          eval_ts=ctx.eval_tokens(ts))
+                          eval_ts=ctx.eval_tokens(ts), reuse=load_reuse(ctx.reuse_evidence))
 
 
 def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts: str = PARTS,
                    layers: list[int] | None = None, progress: sweeps.Progress | None = None,
                    head_batch: int = 1, seed: int = 0, asserts_claims: bool | None = None,
-                   eval_ts: TokenSet | None = None) -> dict:
+                   eval_ts: TokenSet | None = None, reuse: dict | None = None) -> dict:
     """Measure exp10 on ``lm``: rankings on ``ts``, held-out effects on ``eval_ts`` (disjoint;
-    None: no held-out evidence). Returns the evidence (JSON-ready)."""
+    None: no held-out evidence). ``reuse``: an earlier run's evidence (:func:`load_reuse`) whose
+    reusable parts (:func:`reusable_parts`) stand in for measuring them again. Returns the
+    evidence (JSON-ready)."""
     from ...device import seed_everything
 
     seed_everything(seed)
@@ -537,7 +617,8 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
                           "need every head (b-h) were not run")
             break
         t = time.perf_counter()
-        functions[part](run, ev)
+        if not _reuse(run, ev, part, reuse):
+            functions[part](run, ev)
         if part in _TIMING:
             key = _TIMING[part]
             run.timing[key] = run.timing.get(key, 0.0) + time.perf_counter() - t

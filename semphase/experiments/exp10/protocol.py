@@ -25,8 +25,16 @@ def _heldout(ev: dict) -> str | None:
     return None
 
 
+# the part that measures each held-out curve (said when a rule skips for want of it)
+CURVE_PART = {"zero_all_heldout": "c", "mean_l0p_heldout": "f", "zero_l0p_heldout": "g",
+              "linear_l0p_heldout": "k", "mixed_l0p_heldout": "k", "kernel_l0p_heldout": "k",
+              "linear_l0p_validation": "v"}
+
+
 def _heldout_curve(ev: dict, name: str) -> str | None:
     why = _heldout(ev) or requires(ev, "curves")
     if why or name not in ev["curves"]:
-        return why or f"no held-out curve {name} in this evidence"
+        part = CURVE_PART.get(name)
+        return why or (f"no held-out curve {name} in this evidence" +
+                       (f" (part {part} was not run: add it to --parts)" if part else ""))
     return None
