@@ -33,7 +33,11 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
                       f"{(ev.get('bootstrap') or {}).get('unit_in_sample', (ev.get('bootstrap') or {}).get('unit'))}; "
                       f"{(ev.get('bootstrap') or {}).get('n_boot', 2000)} replicates, seed {ev.get('seed')}"),
         ("one forward of a chunk (C)", f"{ev['forward_seconds_per_chunk']:.3g} s"),
-    ]
+    ] + [(f"part {part}", f"reused from an earlier run's evidence ({r['source']}; measured {r['finished_utc']} on "
+                          f"{r['device']} at commit {str(r['git_commit'])[:7]}"
+                          + (f", {r['wall_seconds']:.0f} s" if isinstance(r.get("wall_seconds"), (int, float)) else "")
+                          + "; same weights, tokens, budget and seed, checked)")
+         for part, r in (ev.get("reused") or {}).items()]
 
 
 def _range(d: dict) -> str:
