@@ -149,3 +149,20 @@ def test_part_i_reused_from_an_earlier_runs_evidence(tiny_llama, tiny_text, tmp_
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SemphaseError, match="not readable JSON"):
         M.load_reuse(str(tmp_path / "bad.json"))
+
+
+def test_recovery_resumes_from_its_cache(evidence):
+    """Part p's steps are cache units: run again on the same store it generates nothing and gives the
+    same evidence; a lost unit (an interrupted run) is the only step measured again."""
+    run, ev = evidence
+    store = run.store
+    before = dict(store.stats)
+    again: dict = {}
+    recovery.part_p(run, again)
+    assert store.stats["computed"] == before["computed"]
+    assert json.loads(json.dumps(again["recovery"])) == ev["recovery"]
+    units = sorted((store.root / "recovery").rglob("*best-of-n.json"))
+    assert len(units) == len(ev["recovery"]["conditions"])
+    units[-1].unlink()
+    recovery.part_p(run, {})
+    assert store.stats["computed"] == before["computed"] + 1

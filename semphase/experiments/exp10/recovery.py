@@ -31,6 +31,8 @@ import torch
 
 from ...flops import (GPT2_SMALL, equal_flop_extra_tokens, model_shapes, original_p1_speedup, original_p3_token_ratio,
                       whole_model_token_ratio)
+from ... import sweeps
+from ...cache import key_hash
 from ...errors import SemphaseError
 from ...generation import best_of_n, generate, self_refine
 from ...stats import interval
@@ -113,19 +115,30 @@ def part_p(run: Exp10Run, ev: dict, budget: RecoveryBudget | None = None) -> Non
     P, R, where = prompt_windows(run.eval_ts, rb.prompts, rb.prompt_tokens, rb.new_tokens)
     conds = conditions(run, ev)
     speed, refine_res, bon = {}, {}, {}
+    # each condition's three steps are cache units (keyed by the model, the held-out tokens, the
+    # recovery budget, the seed and the replaced heads): an interrupted part p resumes at the next step
+    entry = run.store.entry("recovery", dict(sweeps.base_key(lm, run.eval_ts), budget=rb.__dict__, seed=run.seed,
+                                             windows=where))
+
+    def _speed(replaced):
+        sp = P[:1, : min(64, rb.prompt_tokens)]
+        cached = generate(lm, sp, rb.speed_new_tokens, replaced=replaced, use_cache=True)
+        plain = generate(lm, sp, rb.speed_new_tokens, replaced=replaced, use_cache=False)
+        return {"cache_tok_s": cached.tokens_per_second, "nocache_tok_s": plain.tokens_per_second,
+                "cache_used": cached.used_cache, "cache_note": cached.cache_note,
+                "same_tokens": bool(torch.equal(cached.tokens, plain.tokens))}
+
     with run.progress.bar(len(conds) * 3, "exp10P: speed, refinement, best-of-N") as bar:
         for name, replaced in conds.items():
-            sp = P[:1, : min(64, rb.prompt_tokens)]
-            cached = generate(lm, sp, rb.speed_new_tokens, replaced=replaced, use_cache=True)
-            plain = generate(lm, sp, rb.speed_new_tokens, replaced=replaced, use_cache=False)
-            speed[name] = {"cache_tok_s": cached.tokens_per_second, "nocache_tok_s": plain.tokens_per_second,
-                           "cache_used": cached.used_cache, "cache_note": cached.cache_note,
-                           "same_tokens": bool(torch.equal(cached.tokens, plain.tokens))}
+            unit = f"{name}-{key_hash({'replaced': [list(x) for x in replaced]})[:16]}"
+            speed[name] = entry.get_or_compute(f"{unit}-speed", lambda: _speed(replaced))
             bar.update()
-            refine_res[name] = _strip(self_refine(lm, lm, P, rb.iterations, rb.new_tokens, replaced=replaced))
+            refine_res[name] = entry.get_or_compute(f"{unit}-refine", lambda: _strip(
+                self_refine(lm, lm, P, rb.iterations, rb.new_tokens, replaced=replaced)))
             bar.update()
-            bon[name] = _strip(best_of_n(lm, lm, P, R, rb.candidates, rb.ns, rb.new_tokens, temperature=0.8,
-                                         seed=run.seed, replaced=replaced))
+            bon[name] = entry.get_or_compute(f"{unit}-best-of-n", lambda: _strip(
+                best_of_n(lm, lm, P, R, rb.candidates, rb.ns, rb.new_tokens, temperature=0.8, seed=run.seed,
+                          replaced=replaced)))
             bar.update()
     names = list(conds)
     relu_a = names[1]
