@@ -125,6 +125,31 @@ def test_summary_lists_every_claim_of_every_record(tmp_path):
     text = render_summary(layout)
     assert "| C2 | exp1 | `test_c2_fan_ordering_beats_shuffled_sense_null` |" in text
     assert "inconclusive" in text and "(exp1_results.md#m)" in text
+    assert "folders of their own" not in text
+
+
+def test_summary_lists_the_measured_rows_of_runs_in_folders_of_their_own(tmp_path):
+    """A run of some parts kept in a folder beside data/ (results/NAME/ for the default layout) has
+    its measured rows in the summary, linked to its own report, outside the totals; its skips not."""
+    from semphase.report import OutputLayout, render_summary, write_json
+
+    layout = OutputLayout.make(None, tmp_path)
+    layout.ensure_writable()
+    write_json(layout.data / "exp1_m.json", {"evidence": {"experiment": "exp1", "model": "m", "tag": "m"}, "claims": [
+        ClaimResult("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", "s",
+                    [cond("mean τ", 0.7, ">", 0.2)]).to_json()]})
+    sub = OutputLayout.make(tmp_path / "results" / "parts-cpu")
+    sub.ensure_writable()
+    write_json(sub.data / "exp1_m.json", {"evidence": {"experiment": "exp1", "model": "m", "tag": "m"}, "claims": [
+        ClaimResult("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", "s",
+                    [cond("fraction", 0.1, ">=", 0.6)]).to_json(),
+        ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H", "s", []).skip("needs part z").to_json()]})
+    text = render_summary(layout)
+    main, own = text.split("## Runs in folders of their own")
+    assert "Totals: 1 replicates." in main and "test_c3" not in main
+    assert "| C3 | exp1 | `test_c3_last_block_jump_beats_random_direction_null` |" in own
+    assert "does NOT replicate" in own and "(../results/parts-cpu/reports/exp1_results.md#m)" in own
+    assert "test_c1" not in own
 
 
 # -- pytest: an inconclusive claim is its own outcome ------------------------------------------------
