@@ -166,3 +166,20 @@ def test_recovery_resumes_from_its_cache(evidence):
     units[-1].unlink()
     recovery.part_p(run, {})
     assert store.stats["computed"] == before["computed"] + 1
+
+
+def test_held_out_zero_sweep_only_for_the_parts_that_read_it(tiny_llama, tiny_text, tmp_path):
+    """Part a's held-out sweep (every head on the held-out range) is measured for part b only;
+    without b, part e's top-head test ablates that one head on the held-out range and gets the same
+    held-out ΔPPL (the same forwards, fewer of them)."""
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+    budget = get_budget("smoke")
+    with_b = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "a"), "abe", eval_ts=eval_ts)
+    without = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "ae", eval_ts=eval_ts)
+    assert "delta_eval" in with_b["zero"] and "delta_eval" not in without["zero"]
+    assert without["engine_forwards"] < with_b["engine_forwards"]
+    assert without["top_head"]["head"] == with_b["top_head"]["head"]
+    for key in ("zero_delta_eval", "ratio_zero_over_mean"):
+        assert without["top_head"][key] == pytest.approx(with_b["top_head"][key], rel=1e-6, abs=1e-9)

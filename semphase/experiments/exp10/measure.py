@@ -305,8 +305,10 @@ class Exp10Run:
 # -- the parts, in order; each reads what earlier parts left on ``run`` and writes into ``ev`` ------
 
 def part_a(run: Exp10Run, ev: dict) -> None:
-    """Single-head zero-ablation of every head (of the swept layers) on the rank range, and of
-    every head on the held-out range."""
+    """Single-head zero-ablation of every head (of the swept layers) on the rank range. Its
+    held-out sweep (every head on the held-out range, 4x the rank range's forwards at quick) is
+    measured by :func:`_zero_eval` for the parts that read it (b), not for those that need only
+    the ranking (e, f, ...)."""
     H = run.lm.n_heads
     run.zero = sweeps.single_sweep(run.engine, run.ts, "zero", run.store, run.layers, progress=run.progress)
     zero_ppl = run.P(run.zero)
@@ -315,7 +317,11 @@ def part_a(run: Exp10Run, ev: dict) -> None:
     ranked = sorted(((float(run.zero_delta[l, h]), l, h) for l in ev["layers"] for h in range(H)), reverse=True)
     ev["zero"]["top10"] = [{"layer": l, "head": h, "delta_ppl": d, "ppl": float(zero_ppl[l, h])}
                            for d, l, h in ranked[:10]]
-    if run.heldout and ev["all_layers"]:
+
+
+def _zero_eval(run: Exp10Run, ev: dict) -> None:
+    """Part a's held-out sweep: every head zero-ablated alone on the held-out range (once per run)."""
+    if run.zero_eval is None and run.heldout and ev["all_layers"]:
         run.zero_eval = sweeps.single_sweep(run.engine, run.eval_ts, "zero", run.store, None,
                                             progress=run.progress)
         ev["zero"]["delta_eval"] = (run.P(run.zero_eval) / run.base_eval - 1).tolist()
@@ -325,6 +331,7 @@ def part_b(run: Exp10Run, ev: dict) -> None:
     """The zero ΔPPL distribution: the original's statistics and Zipf fit on the rank range;
     the layer-0 share (interval over chunks) and the heavy-tail comparison (``powerlaw``) on the
     held-out range when there is one."""
+    _zero_eval(run, ev)
     zero_delta = run.zero_delta
     layer_means = zero_delta.mean(axis=1)
     fit = zipf_fit(zero_delta)
@@ -405,7 +412,11 @@ def part_e(run: Exp10Run, ev: dict) -> None:
     tl, th = map(int, np.unravel_index(np.argmax(zero_delta), zero_delta.shape))
     top_mean = sweeps.joint(run.engine, run.eval_ts, "mean", [(tl, th)], store, run.means_all, ts.fingerprint,
                             name=f"L{tl}H{th} mean (eval)", progress=progress)
-    eval_zero = run.zero_eval[tl, th]
+    if run.zero_eval is not None:
+        eval_zero = run.zero_eval[tl, th]
+    else:  # part b did not run: that one head alone, not the whole held-out sweep
+        eval_zero = sweeps.joint(run.engine, run.eval_ts, "zero", [(tl, th)], store, name=f"L{tl}H{th} zero (eval)",
+                                 progress=progress)
     bzero = run.boot_delta(eval_zero, run.base_eval_blocks, run.eval_w)
     bmean = run.boot_delta(top_mean, run.base_eval_blocks, run.eval_w)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -543,7 +554,7 @@ def part_h(run: Exp10Run, ev: dict) -> None:
 PART_FUNCTIONS = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
                   "h": part_h}
 # timing keys of the evidence
-_TIMING = {"a": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful",
+_TIMING = {"a": "a_zero_sweep", "b": "a_zero_sweep", "c": "c_curves", "e": "e_mean", "f": "fg_curves", "g": "fg_curves", "h": "h_harmful",
            "i": "i_single_replacement", "j": "i_single_replacement", "k": "k_curves", "v": "v_validation",
            "p": "p_recovery"}
 
