@@ -116,7 +116,7 @@ def part_p(run: Exp10Run, ev: dict, budget: RecoveryBudget | None = None) -> Non
     conds = conditions(run, ev)
     speed, refine_res, bon = {}, {}, {}
     # each condition's three steps are cache units (keyed by the model, the held-out tokens, the
-    # recovery budget, the seed and the replaced heads): an interrupted part p resumes at the next step
+    # recovery budget, the seed and the replaced heads): an interrupted part p resumes at the next step;
     entry = run.store.entry("recovery", dict(sweeps.base_key(lm, run.eval_ts), budget=rb.__dict__, seed=run.seed,
                                              windows=where))
 
@@ -128,7 +128,8 @@ def part_p(run: Exp10Run, ev: dict, budget: RecoveryBudget | None = None) -> Non
                 "cache_used": cached.used_cache, "cache_note": cached.cache_note,
                 "same_tokens": bool(torch.equal(cached.tokens, plain.tokens))}
 
-    with run.progress.bar(len(conds) * 3, "exp10P: speed, refinement, best-of-N") as bar:
+    # the entry's lock: with several workers on one cache, one measures and the others read
+    with entry.lock(), run.progress.bar(len(conds) * 3, "exp10P: speed, refinement, best-of-N") as bar:
         for name, replaced in conds.items():
             unit = f"{name}-{key_hash({'replaced': [list(x) for x in replaced]})[:16]}"
             speed[name] = entry.get_or_compute(f"{unit}-speed", lambda: _speed(replaced))
