@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
     run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
         f"{k} {v.split(' (')[0]}" for k, v in registry.get("exp10").parts.items()))
+    run.add_argument("--replace-layers", default=None,
+                     help="exp10 phases 2-3: how many evenly spaced layers of 1..L-1 have their heads replaced, or 'all' "
+                          "(default: the budget's; 6 at quick, all at full; the original's protocol needs all)")
     run.add_argument("--layers", default=None, help="only these layers for the single-head sweep, e.g. 0,5,29")
     run.add_argument("--output-dir", default=None,
                      help="write DIR/data, DIR/figures, DIR/reports (default: results/ and reports/ here)")
@@ -132,7 +135,8 @@ def settings_from(args, **extra) -> Settings:
     return Settings(
         models=tuple(args.model or [DEFAULT_MODEL]) if isinstance(args.model, (list, type(None))) else (args.model,),
         devices=(args.device,), budget=getattr(args, "budget", "quick"), tokens=args.tokens,
-        ctx=args.ctx, eval_tokens=args.eval_tokens, data_dir=args.data_dir, text_file=args.text_file, split=args.split,
+        ctx=args.ctx, eval_tokens=args.eval_tokens,
+        replace_layers=getattr(args, "replace_layers", None), data_dir=args.data_dir, text_file=args.text_file, split=args.split,
         output_dir=getattr(args, "output_dir", None), cache_dir=getattr(args, "cache_dir", None),
         no_cache=getattr(args, "no_cache", False), seed=args.seed, head_batch=getattr(args, "head_batch", None),
         stimuli=getattr(args, "stimuli", None), processing=args.processing, progress=not args.quiet, **extra)

@@ -47,6 +47,9 @@ def pytest_addoption(parser):
     group.addoption("--ctx", type=int, default=None, dest="semphase_ctx", help="override the budget's chunk length")
     group.addoption("--eval-tokens", type=int, default=None, dest="semphase_eval_tokens",
                     help="held-out tokens after the rank range (default: the budget's; 8,192 at quick)")
+    group.addoption("--replace-layers", default=None, dest="semphase_replace_layers",
+                    help="exp10 phases 2-3: evenly spaced layers whose heads are replaced, or 'all' (default: the "
+                         "budget's; 6 at quick, all at full; reproduction tests need all)")
     group.addoption("--data-dir", default=None, dest="semphase_data_dir",
                     help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the hub)")
     group.addoption("--text-file", default=None, dest="semphase_text_file", help="evaluate on this UTF-8 file")
@@ -74,7 +77,7 @@ def _settings(config):
     return Settings(
         models=tuple(opt.semphase_models or ["gpt2"]), devices=tuple(opt.semphase_devices or ["auto"]),
         budget=opt.semphase_budget, tokens=opt.semphase_tokens, ctx=opt.semphase_ctx,
-        eval_tokens=opt.semphase_eval_tokens,
+        eval_tokens=opt.semphase_eval_tokens, replace_layers=opt.semphase_replace_layers,
         data_dir=opt.semphase_data_dir, text_file=opt.semphase_text_file, split=opt.semphase_split, output_dir=opt.semphase_output_dir,
         cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
         head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),

@@ -31,6 +31,7 @@ class Settings:
     tokens: int | None = None
     ctx: int | None = None
     eval_tokens: int | None = None  # held-out tokens after the rank range (None: the budget's)
+    replace_layers: int | str | None = None  # exp10 phases 2-3: layers swept (a number or "all"; None: the budget's)
     data_dir: str | None = None
     text_file: str | None = None
     split: str | None = None  # WikiText split (None: the experiment's declared split)
@@ -54,7 +55,7 @@ class Settings:
         return OutputLayout.make(self.output_dir, self.rootdir)
 
     def get_budget(self) -> Budget:
-        return get_budget(self.budget, self.tokens, self.ctx, self.eval_tokens)
+        return get_budget(self.budget, self.tokens, self.ctx, self.eval_tokens, self.replace_layers)
 
 
 @dataclass
@@ -236,7 +237,7 @@ class Session:
         exp = registry.get(exp_id)
         s = self.settings
         parts, heldout, layers = (s.parts, True, s.layers) if need is None else (need.parts, need.heldout, None)
-        key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.eval_tokens, s.split, s.data_dir, s.text_file,
+        key = (exp_id, lm.name, str(lm.device), s.budget, s.tokens, s.ctx, s.eval_tokens, s.replace_layers, s.split, s.data_dir, s.text_file,
                s.stimuli, s.seed, parts, heldout, layers)
         if key not in self._evidence:
             if exp.data.kind == "stimuli":

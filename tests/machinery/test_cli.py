@@ -61,6 +61,8 @@ def tiny_run(tiny_llama, tiny_text, tmp_path):
     (("--tokens", "99999999"), "the data has only"),
     (("--layers", "0,7"), "--layers"),
     (("--parts", "az"), "--parts"),
+    (("--replace-layers", "some"), "--replace-layers"),
+    (("--replace-layers", "0"), "--replace-layers"),
 ])
 def test_bad_numbers(tiny_run, args, needle):
     one_sentence_error(tiny_run(*args), needle)

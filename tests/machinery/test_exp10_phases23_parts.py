@@ -11,6 +11,7 @@ from semphase import sweeps
 from semphase.budgets import get_budget
 from semphase.cache import EvidenceStore
 from semphase.data import load_eval_tokens
+from semphase.errors import SemphaseError
 from semphase.experiments.exp10 import linearise, recovery
 from semphase.experiments.exp10 import measure as M
 from semphase.experiments.exp10.claims_phases23 import PHASE23_CLAIMS, PHASE23_RULES
@@ -123,8 +124,6 @@ def test_part_i_reused_from_an_earlier_runs_evidence(tiny_llama, tiny_text, tmp_
     """--reuse-evidence: an earlier run's part i stands in for sweeping again (no forward of it, the
     same ΔPPLs to the bit, the same part j) only when weights, tokens, budget and seed match; a
     mismatch, a missing or a corrupt file stop with the reason."""
-    from semphase.errors import SemphaseError
-
     lm = load_model(str(tiny_llama), "cpu")
     ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
     budget = get_budget("smoke")
@@ -183,3 +182,55 @@ def test_held_out_zero_sweep_only_for_the_parts_that_read_it(tiny_llama, tiny_te
     assert without["top_head"]["head"] == with_b["top_head"]["head"]
     for key in ("zero_delta_eval", "ratio_zero_over_mean"):
         assert without["top_head"][key] == pytest.approx(with_b["top_head"][key], rel=1e-6, abs=1e-9)
+
+
+def test_quick_budget_samples_layers_and_all_restores_the_whole_protocol():
+    """quick replaces the heads of 6 evenly spaced layers on the step grid (an hour on two CPU
+    cores); ``--replace-layers all`` sweeps every layer and resolves held-out thresholds to one head
+    (the full budget's protocol); bad values are refused with one sentence."""
+    quick = get_budget("quick")
+    assert (quick.replace_layers, quick.replace_refine) == (6, False)
+    assert (get_budget("full").replace_layers, get_budget("full").replace_refine) == (None, True)
+    every = get_budget("quick", replace_layers="all")
+    assert (every.replace_layers, every.replace_refine, every.tokens, every.eval_tokens) == (None, True, 2048, 8192)
+    assert "--replace-layers all" in every.description
+    assert get_budget("quick", replace_layers="4").replace_layers == 4
+    for bad in ("none", 0, "-2"):
+        with pytest.raises(SemphaseError, match="--replace-layers"):
+            get_budget("quick", replace_layers=bad)
+
+    class _LM:
+        n_layers = 30
+
+    class _Run:
+        lm, budget = _LM(), quick
+    assert linearise._layers(_Run()) == [1, 7, 12, 18, 23, 29]
+    _Run.budget = every
+    assert linearise._layers(_Run()) == list(range(1, 30))
+
+
+def test_reproduction_rules_need_every_layer_replaced():
+    """A head sample (the quick budget's 6 layers) cannot reproduce the original's counts over all
+    132 heads: C23's, C24's and C27's reproduction tests skip and name the option to add."""
+    ev = {"model": "gpt2", "n_layers": 12, "n_heads": 12, "n_heads_total": 144, "n_tokens": 2048,
+          "data": {"source": "wikitext-2-raw-v1 validation", "ctx": 1024}, "asserts_claims": True,
+          "linear": {"layers": [1, 3, 5, 7, 9, 11], "per_method": {}}, "curves": {}, "recovery": {}}
+    for test in ("test_c23_reproduce_relu_stats", "test_c24_reproduce_thresholds", "test_c27_reproduce_best_of_n"):
+        r = PHASE23_CLAIMS.evaluate(ev, test)
+        assert r.reason and "--replace-layers all" in r.reason, (test, r.reason)
+
+
+def test_validation_curve_is_read_from_part_ks_cache(tiny_llama, tiny_text, tmp_path):
+    """Part v's held-out curve is part k's best-method curve at the V4 steps (the same ranking on the
+    same range): after k it costs no forward, and its ratios are k's."""
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+    budget = get_budget("smoke")
+    k_only = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "a"), "ijk", eval_ts=eval_ts)
+    with_v = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "ijkv", eval_ts=eval_ts)
+    assert with_v["engine_forwards"] == k_only["engine_forwards"]
+    held, val = with_v["curves"]["linear_l0p_heldout"], with_v["curves"]["linear_l0p_validation"]
+    assert val["order"] == held["order"]
+    for s, r in zip(val["steps"], val["ratio"]):
+        assert r == held["ratio"][held["steps"].index(s)]

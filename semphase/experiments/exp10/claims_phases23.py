@@ -11,13 +11,13 @@ from __future__ import annotations
 from ...claims import ClaimResult, ClaimSet, check, cond, requires, rule
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
-from .protocol import _heldout, _heldout_curve, _original_protocol
+from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol
 
 
 def _full_protocol(ev: dict) -> str | None:
     if ev.get("budget") != "full":
-        return _original_protocol(ev) or "the whole-split reproduction needs --budget full (the rest of the split held out)"
-    return _original_protocol(ev)
+        return _original_protocol(ev) or _every_layer(ev) or "the whole-split reproduction needs --budget full (the rest of the split held out)"
+    return _original_protocol(ev) or _every_layer(ev)
 
 
 # -- C23: relu attention is harmless -----------------------------------------------------------
@@ -25,7 +25,7 @@ def _full_protocol(ev: dict) -> str | None:
 @rule("C23", "test_c23_reproduce_relu_stats", "R",
       "gpt2: relu / l1 / identity: |ΔPPL| < 1 % for 120/73/13 of the 132 L1-L11 heads, ΔPPL < 0 for 30/11/3, mean "
       "ΔPPL +0.39/+1.85/+9.74 %; relu beats mean-ablation for 87/132",
-      needs=lambda ev: _original_protocol(ev) or requires(ev, "linear"))
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "linear") or _every_layer(ev))
 def claim_c23_reproduce(ev: dict, r: ClaimResult) -> None:
     pm = ev["linear"]["per_method"]
     for m, small, neg, mean in (("relu", 120, 30, 0.0039), ("l1", 73, 11, 0.0185), ("identity", 13, 3, 0.0974)):
@@ -55,7 +55,7 @@ def claim_c23_heldout(ev: dict, r: ClaimResult) -> None:
 
 @rule("C24", "test_c24_reproduce_thresholds", "R",
       "gpt2: cumulative relu keeps (30, 70, 90) heads at 1.1/1.5/2.0x, mixed (30, 50, 70), on the original grid",
-      needs=lambda ev: _original_protocol(ev) or requires(ev, "curves"))
+      needs=lambda ev: _original_protocol(ev) or requires(ev, "curves") or _every_layer(ev))
 def claim_c24_reproduce(ev: dict, r: ClaimResult) -> None:
     for name, target in (("linear_l0p", (30, 70, 90)), ("mixed_l0p", (30, 50, 70))):
         th = ev["curves"].get(name, {}).get("thresholds")
@@ -161,7 +161,7 @@ def _recovery(ev: dict) -> str | None:
 @rule("C27", "test_c27_reproduce_best_of_n", "R",
       "gpt2, seeded: best-of-5 of relu_30 (8.68) has a lower baseline-scored perplexity than best-of-1 of the "
       "baseline (13.62), each within 15 % (sampling variance is large)",
-      needs=lambda ev: _original_protocol(ev) or _recovery(ev))
+      needs=lambda ev: _original_protocol(ev) or _recovery(ev) or _every_layer(ev))
 def claim_c27_reproduce(ev: dict, r: ClaimResult) -> None:
     bon = ev["recovery"]["best_of_n"]
     relu = next(k for k in bon if k.startswith("relu_30"))

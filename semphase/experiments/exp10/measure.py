@@ -237,7 +237,7 @@ class Exp10Run:
         self.means_all = self.mean_delta = None
         # phase 2 (linearise.py): per-method ΔPPL of single-head replacement, the best method and its rankings
         self.lin_delta: dict[str, np.ndarray] = {}
-        self.best_method = self.best_order = self.best_order_heldout = None
+        self.best_method = self.best_order = None
         self.mixed_order = self.mixed_order_heldout = None
         self.timing: dict[str, float] = {}
 

@@ -18,6 +18,19 @@ def _original_protocol(ev: dict) -> str | None:
     return None
 
 
+def _every_layer(ev: dict) -> str | None:
+    """Why a phase 2-3 reproduction test does not apply to a head sample (the original replaced every
+    head of layers 1..L-1), or None."""
+    lin = ev.get("linear")
+    if lin is None:
+        return None
+    swept, every = list(lin.get("layers") or []), list(range(1, ev["n_layers"]))
+    if swept != every:
+        return (f"the original replaced every head of layers 1-{ev['n_layers'] - 1}; this run's part i swept layers "
+                f"{swept} (the budget's sample): add --replace-layers all")
+    return None
+
+
 def _heldout(ev: dict) -> str | None:
     if ev.get("heldout") is None:
         return ("held-out tests need a held-out range after the rank range (the data hold less than one chunk "

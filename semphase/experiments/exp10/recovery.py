@@ -1,9 +1,9 @@
 """exp10 phase 3 (science.md 14, exp10P): can extra inference buy back what replaced heads cost?
 A part function in the shape of ``measure.py``'s (``part_p(run, ev)``), merged into its parts.
 
-Conditions: ``baseline``; ``relu_a`` and ``relu_b``, the first 30/144 and 70/144 of the heads (30
-and 70 for GPT-2 small) of the best method's ranking (part j of :mod:`.linearise`; relu for the
-original) replaced by that method; and ``kernel_a``, the first 30/144 of the kernelisable
+Conditions: ``baseline``; ``relu_a`` and ``relu_b``, the first 30/132 and 70/132 of the candidate
+heads (every head of the swept layers; 30 and 70 for GPT-2 small) of the best method's ranking (part j of :mod:`.linearise`; relu for the
+original) replaced by that method; and ``kernel_a``, the first 30/132 of the kernelisable
 attention's ranking replaced by it (the operator whose compute saving is real). Prompts are cut
 from the held-out range (no token of it ranked the heads): ``prompt_tokens`` tokens, then the true
 continuation (``new_tokens``), several windows per chunk when the range has fewer chunks than
@@ -58,7 +58,7 @@ RECOVERY_BUDGETS = {
     "smoke": RecoveryBudget(prompts=2, prompt_tokens=16, new_tokens=8, candidates=2, ns=(1, 2), iterations=2,
                             speed_new_tokens=8, n_boot=200),
     "quick": RecoveryBudget(prompts=20, prompt_tokens=128, new_tokens=64, candidates=5, ns=(1, 2, 3, 5), iterations=3,
-                            speed_new_tokens=128),
+                            speed_new_tokens=32),
     "full": RecoveryBudget(prompts=200, prompt_tokens=128, new_tokens=64, candidates=5, ns=(1, 2, 3, 5), iterations=3,
                            speed_new_tokens=128),
 }
@@ -78,13 +78,15 @@ def prompt_windows(ts, n: int, prompt_tokens: int, cont_tokens: int) -> tuple[to
     return P, R, [[c, w * span] for c, w in where]
 
 
-def _scaled(k: int, n_total: int) -> int:
-    return min(n_total, round(k / 144 * n_total))
+def _scaled(k: int, n_candidates: int) -> int:
+    """The original's k of its 132 candidate heads (GPT-2 small's layers 1-11), scaled to this run's
+    candidates (every head of the swept layers)."""
+    return max(1, min(n_candidates, round(k / 132 * n_candidates)))
 
 
 def conditions(run: Exp10Run, ev: dict) -> dict[str, list]:
-    n_total = run.n_total
-    a, b = _scaled(30, n_total), _scaled(70, n_total)
+    n_cand = len(run.best_order)
+    a, b = _scaled(30, n_cand), _scaled(70, n_cand)
     method = run.best_method
     out = {"baseline": [],
            f"{method}_{a}": [(l, h, method) for l, h in run.best_order[:a]],

@@ -142,8 +142,13 @@ def _linear_lines(ev: dict) -> list[str]:
     lin = ev.get("linear")
     if not lin:
         return []
+    layers = lin["layers"]
+    every = layers == list(range(1, ev["n_layers"]))
+    which = (f"layers {layers[0]}-{layers[-1]}" if every else
+             f"the {len(layers)} evenly spaced layers {', '.join(map(str, layers))} (the budget's sample of layers "
+             f"1-{ev['n_layers'] - 1}; every layer: --replace-layers all)")
     lines = ["", "### Softmax replaced (phase 2, science.md 12)", "",
-             f"Each head of layers {lin['layers'][0]}-{lin['layers'][-1]} replaced alone (layer 0 protected), rank range; "
+             f"Each head of {which} replaced alone (layer 0 protected), rank range; "
              "relu, l1 and identity are the original's normalisations of the scores (still n x n), kernel is elu+1 "
              "features on Q and K, factorised:", "",
              "| method | heads | abs(ΔPPL) < 1 % | ΔPPL < 0 | mean ΔPPL | median ΔPPL | max ΔPPL |",
