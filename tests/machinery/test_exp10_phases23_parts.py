@@ -167,16 +167,21 @@ def test_recovery_resumes_from_its_cache(evidence):
     assert store.stats["computed"] == before["computed"] + 1
 
 
-def test_held_out_zero_sweep_only_for_the_parts_that_read_it(tiny_llama, tiny_text, tmp_path):
-    """Part a's held-out sweep (every head on the held-out range) is measured for part b only;
-    without b, part e's top-head test ablates that one head on the held-out range and gets the same
-    held-out ΔPPL (the same forwards, fewer of them)."""
+def _two_runs(tiny_llama, tiny_text, tmp_path, parts_a: str, parts_b: str) -> tuple[dict, dict]:
+    """The tiny model measured at smoke with ``parts_a`` and, on a cache of its own, ``parts_b``."""
     lm = load_model(str(tiny_llama), "cpu")
     ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
     eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
     budget = get_budget("smoke")
-    with_b = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "a"), "abe", eval_ts=eval_ts)
-    without = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "ae", eval_ts=eval_ts)
+    return tuple(M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / name), parts, eval_ts=eval_ts)
+                 for name, parts in (("a", parts_a), ("b", parts_b)))
+
+
+def test_held_out_zero_sweep_only_for_the_parts_that_read_it(tiny_llama, tiny_text, tmp_path):
+    """Part a's held-out sweep (every head on the held-out range) is measured for part b only;
+    without b, part e's top-head test ablates that one head on the held-out range and gets the same
+    held-out ΔPPL (the same forwards, fewer of them)."""
+    with_b, without = _two_runs(tiny_llama, tiny_text, tmp_path, "abe", "ae")
     assert "delta_eval" in with_b["zero"] and "delta_eval" not in without["zero"]
     assert without["engine_forwards"] < with_b["engine_forwards"]
     assert without["top_head"]["head"] == with_b["top_head"]["head"]
@@ -223,12 +228,7 @@ def test_reproduction_rules_need_every_layer_replaced():
 def test_validation_curve_is_read_from_part_ks_cache(tiny_llama, tiny_text, tmp_path):
     """Part v's held-out curve is part k's best-method curve at the V4 steps (the same ranking on the
     same range): after k it costs no forward, and its ratios are k's."""
-    lm = load_model(str(tiny_llama), "cpu")
-    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
-    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
-    budget = get_budget("smoke")
-    k_only = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "a"), "ijk", eval_ts=eval_ts)
-    with_v = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path / "b"), "ijkv", eval_ts=eval_ts)
+    k_only, with_v = _two_runs(tiny_llama, tiny_text, tmp_path, "ijk", "ijkv")
     assert with_v["engine_forwards"] == k_only["engine_forwards"]
     held, val = with_v["curves"]["linear_l0p_heldout"], with_v["curves"]["linear_l0p_validation"]
     assert val["order"] == held["order"]
