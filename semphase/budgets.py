@@ -29,22 +29,20 @@ class Budget:
     pca_positions: int = 500  # exp7: positions sampled per drawn chunk, position 0 apart (spec: 10,000 in 20 chunks)
     pca_boot: int = 200  # exp7: chunk-bootstrap replicates of the PCA ranks (one eigen-decomposition per layer each)
     refits: int | None = None  # exp8: bootstrap replicates of g refitted (None: all of exp3's; smoke: 100)
-    replace_layers: int | None = None  # exp10 part i: layers swept per method, evenly spaced (None: every layer 1..L-1)
-    replace_refine: bool = True  # exp10 k: resolve the replacement curves' held-out thresholds to one head (else the
-    # step grid); on with every layer swept (--replace-layers all)
+    replace_layers: int | None = None  # exp10 part i: layers swept per method, evenly spaced (None: every layer 1..L-1,
+    # and part k's held-out replacement thresholds resolved to one head where ``refine``; a sample reads the step grid)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
                     "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
                     "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40,
-                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3,
-                    replace_refine=False),
+                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3),
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks); exp10 phases 2-3 replace the heads of 6 evenly spaced layers of 1..L-1 "
                     "(every layer: --replace-layers all) and read held-out replacement curves on the step grid",
-                    8192, replace_layers=6, replace_refine=False),
+                    8192, replace_layers=6),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
                    "validation split", None, weight_draws=4, original_grids=True, pca_chunks=50),
@@ -52,18 +50,18 @@ BUDGETS = {
 
 
 def parse_replace_layers(value) -> int | str | None:
-    """``--replace-layers``: a positive number of layers, or ``all`` (every layer 1..L-1)."""
-    if value is None or isinstance(value, int):
-        if isinstance(value, int) and value < 1:
-            raise SemphaseError(f"--replace-layers {value}: give a positive number of layers or 'all'.")
-        return value
-    text = str(value).strip().lower()
-    if text == "all":
+    """``--replace-layers``: a positive number of layers, or ``all`` (every layer 1..L-1); None: the budget's."""
+    if value is None:
+        return None
+    if str(value).strip().lower() == "all":
         return "all"
     try:
-        return parse_replace_layers(int(text))
-    except ValueError:
-        raise SemphaseError(f"--replace-layers {value!r}: give a positive number of layers (e.g. 6) or 'all'.") from None
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise SemphaseError(f"--replace-layers {value!r}: give a positive number of layers (e.g. 6) or 'all'.")
+    return n
 
 
 def get_budget(name: str, tokens: int | None = None, ctx: int | None = None,
@@ -79,8 +77,7 @@ def get_budget(name: str, tokens: int | None = None, ctx: int | None = None,
     if replace_layers is not None:
         n = None if replace_layers == "all" else replace_layers
         if n != budget.replace_layers:
-            # every layer swept: the held-out thresholds resolved to one head as well (the whole protocol)
-            budget = replace(budget, replace_layers=n, replace_refine=budget.replace_refine or n is None, description=f"{budget.description}; --replace-layers {replace_layers}")
+            budget = replace(budget, replace_layers=n, description=f"{budget.description}; --replace-layers {replace_layers}")
     if tokens is None and ctx is None and eval_tokens is None:
         return budget
     new = replace(budget, tokens=budget.tokens if tokens is None else tokens, ctx=budget.ctx if ctx is None else ctx,

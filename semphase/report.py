@@ -321,12 +321,13 @@ def _summary_rows(layout: OutputLayout, reports: Path, counts: dict[str, int], m
     from . import registry
 
     rows = []
+    folder = rel(layout.reports, reports)
+    prefix = "" if folder == "." else folder + "/"
     for exp in registry.all_experiments():
         for rec in load_records(layout, exp.id):
             ev = rec["evidence"]
             heading = exp.report.header(rec) if exp.report.header else f"## {ev['model']}"
-            folder = rel(layout.reports, reports)
-            link = ("" if folder == "." else folder + "/") + f"{exp.id}_results.md#{_anchor(heading.lstrip('#'))}"
+            link = prefix + f"{exp.id}_results.md#{_anchor(heading.lstrip('#'))}"
             for c in exp.claims.sort(rec["claims"]):
                 if measured_only and c["verdict"] == "skipped":
                     continue

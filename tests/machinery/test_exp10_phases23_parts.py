@@ -194,10 +194,10 @@ def test_quick_budget_samples_layers_and_all_restores_the_whole_protocol():
     cores); ``--replace-layers all`` sweeps every layer and resolves held-out thresholds to one head
     (the full budget's protocol); bad values are refused with one sentence."""
     quick = get_budget("quick")
-    assert (quick.replace_layers, quick.replace_refine) == (6, False)
-    assert (get_budget("full").replace_layers, get_budget("full").replace_refine) == (None, True)
+    assert (quick.replace_layers, quick.refine) == (6, True)
+    assert (get_budget("full").replace_layers, get_budget("full").refine) == (None, True)
     every = get_budget("quick", replace_layers="all")
-    assert (every.replace_layers, every.replace_refine, every.tokens, every.eval_tokens) == (None, True, 2048, 8192)
+    assert (every.replace_layers, every.refine, every.tokens, every.eval_tokens) == (None, True, 2048, 8192)
     assert "--replace-layers all" in every.description
     assert get_budget("quick", replace_layers="4").replace_layers == 4
     for bad in ("none", 0, "-2"):

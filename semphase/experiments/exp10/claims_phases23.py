@@ -15,9 +15,10 @@ from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol
 
 
 def _full_protocol(ev: dict) -> str | None:
-    if ev.get("budget") != "full":
-        return _original_protocol(ev) or _every_layer(ev) or "the whole-split reproduction needs --budget full (the rest of the split held out)"
-    return _original_protocol(ev) or _every_layer(ev)
+    why = _original_protocol(ev) or _every_layer(ev)
+    if why or ev.get("budget") == "full":
+        return why
+    return "the whole-split reproduction needs --budget full (the rest of the split held out)"
 
 
 # -- C23: relu attention is harmless -----------------------------------------------------------

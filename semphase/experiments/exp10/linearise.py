@@ -170,7 +170,7 @@ def part_k(run: Exp10Run, ev: dict) -> None:
     if not run.heldout:
         return
     step = grid(n_cand, step=run.budget.grid_step)
-    fine = run.budget.refine and run.budget.replace_refine
+    fine = run.budget.refine and run.budget.replace_layers is None  # a layer sample (quick) reads the step grid
     # the best method's held-out curve follows the in-sample ranking itself (the original's rounding, a
     # choice made on the rank range alone), so that part v's curve (that ranking at the V4 steps on the
     # same held-out range) is read from this one's cache instead of measured again
