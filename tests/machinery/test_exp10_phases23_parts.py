@@ -234,3 +234,97 @@ def test_validation_curve_is_read_from_part_ks_cache(tiny_llama, tiny_text, tmp_
     assert val["order"] == held["order"]
     for s, r in zip(val["steps"], val["ratio"]):
         assert r == held["ratio"][held["steps"].index(s)]
+
+
+def test_bisection_resolves_each_threshold_to_one_head():
+    """On a layer sample (quick) held-out thresholds are resolved by bisecting the gap each one is
+    read in: the same thresholds as every integer step would give, on a monotone curve, with fewer
+    steps than the whole-gap scan; the bracket of a resolved threshold has equal ends."""
+    n = 54
+    ratio = {s: 1 + 0.3 * (s / n) ** 3 for s in range(n + 1)}  # crosses 1.1x near 37 only
+    steps = M.grid(n, step=10)
+    while mids := M.bisect_midpoints(steps, [ratio[s] for s in steps]):
+        steps = sorted(set(steps) | set(mids))
+    every = list(range(n + 1))
+    for t in M.THRESHOLDS:
+        th = M.removable(steps, [ratio[s] for s in steps], t)
+        assert th == M.removable(every, [ratio[s] for s in every], t)
+        lo, hi = M.threshold_bracket(steps, th)
+        assert lo == hi or th == n
+    grid = M.grid(n, step=10)
+    scan = M.refine(grid, [ratio[s] for s in grid], n)
+    assert len(set(steps) - set(grid)) < len(set(scan) - set(grid))
+    assert M.threshold_bracket(grid, 30) == [30, 34] and M.threshold_bracket(grid, 54) == [54, 54]
+
+
+def test_curve_record_bisects_only_where_a_threshold_hides(evidence):
+    """``curve_record(fine="bisect")`` on a known curve (loss sums shifted so that n heads give the
+    ratio 1 + 0.3 (n/54)^3): the thresholds and their one-head brackets of every integer step, each
+    round measuring only the new midpoints (old steps come from the cache), fewer steps than the scan."""
+    run, _ = evidence
+    n = 54
+    order = [[1, h] for h in range(n)]
+    base = run.base_eval_blocks
+    asked: list[list[int]] = []
+
+    def fake(steps, label):
+        asked.append(list(steps))
+        return np.stack([base + np.log(1 + 0.3 * (s / n) ** 3) * run.cnt for s in steps])
+
+    grid = M.grid(n, step=10)
+    rec = run.curve_record("synthetic", "relu", order, grid, run.eval_ts, base, fine="bisect", measure_curve=fake)
+    every = list(range(n + 1))
+    exact = [1 + 0.3 * (s / n) ** 3 for s in every]
+    for t in M.THRESHOLDS:
+        th = M.removable(every, exact, t)
+        assert rec["thresholds"][str(t)] == th
+        assert rec["thresholds_bracket"][str(t)] in ([th, th], [n, n])
+    assert rec["refinement"].startswith("bisection") and len(asked) > 2
+    assert len(rec["steps"]) < len(M.refine(grid, [exact[s] for s in grid], n))
+
+
+def _curve(th: int, steps: list[int], n: int = 54) -> dict:
+    return {"thresholds": {"1.1": th}, "steps": steps, "n_candidates": n}
+
+
+def test_threshold_difference_is_undecided_on_the_grid_and_at_a_ceiling():
+    """A difference of two thresholds is decided only where the step grid orders them and neither
+    curve is at the candidate pool's ceiling with the other; a tie resolved to one head is a real
+    tie, and fails a strict bound."""
+    from semphase.experiments.exp10.claims_phases23 import threshold_difference
+    grid, fine = M.grid(54, step=10), list(range(55))
+    diff = {"ci95": [0, 0], "unit": "chunks"}
+    tie_grid = threshold_difference("a - b", _curve(40, grid), _curve(40, grid), "1.1", ">", 0, diff)
+    assert tie_grid.inconclusive and tie_grid.interval == (-9, 9) and "step grid" in tie_grid.unit
+    tie_fine = threshold_difference("a - b", _curve(41, fine), _curve(41, fine), "1.1", ">", 0, diff)
+    assert not tie_fine.inconclusive and not tie_fine.ok
+    ceiling = threshold_difference("a - b", _curve(54, grid), _curve(54, grid), "1.1", ">", 0, diff)
+    assert ceiling.inconclusive and "ceiling" in ceiling.unit
+    apart = threshold_difference("a - b", _curve(50, grid), _curve(30, grid), "1.1", ">", 0,
+                                 {"ci95": [10, 20], "unit": "chunks"})
+    assert apart.ok and not apart.inconclusive and apart.interval == (6, 23)
+    # a bracket the curve stored is used as it is
+    stored = dict(_curve(40, grid), thresholds_bracket={"1.1": [40, 40]})
+    assert not threshold_difference("a - b", stored, stored, "1.1", ">=", 0, diff).inconclusive
+
+
+def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, tiny_text, tmp_path):
+    """With refinement on a layer sample, part k's held-out curves and part v's in-sample curve (the
+    optimism's two sides) are resolved by bisection (the tiny model's curves stay within 1.1x, so
+    the brackets are the pool) and the optimism compares those two."""
+    from dataclasses import replace
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+    budget = replace(get_budget("smoke"), refine=True, replace_layers=1)
+    assert lm.n_layers - 1 > 1
+    ev = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "ijkv", eval_ts=eval_ts)
+    for name in ("linear_l0p_heldout", "mixed_l0p_heldout", "kernel_l0p_heldout", "linear_l0p_rank"):
+        c = ev["curves"][name]
+        assert c["refinement"].startswith("bisection"), name
+        for t, (lo, hi) in c["thresholds_bracket"].items():
+            assert lo == hi == c["thresholds"][t], (name, t, c["steps"])
+    o = ev["validation"]["optimism"]["1.1"]
+    assert o["curves"] == ["linear_l0p_rank", "linear_l0p_heldout"]
+    assert o["value"] == ev["curves"]["linear_l0p_rank"]["thresholds"]["1.1"] - \
+        ev["curves"]["linear_l0p_heldout"]["thresholds"]["1.1"]

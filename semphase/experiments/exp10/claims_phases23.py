@@ -8,7 +8,7 @@ Hypothesis (H) rules rank on the rank range and decide on the held-out range, wi
 """
 from __future__ import annotations
 
-from ...claims import ClaimResult, ClaimSet, check, cond, requires, rule
+from ...claims import ClaimResult, ClaimSet, Condition, check, cond, requires, rule
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
 from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol
@@ -19,6 +19,43 @@ def _full_protocol(ev: dict) -> str | None:
     if why or ev.get("budget") == "full":
         return why
     return "the whole-split reproduction needs --budget full (the rest of the split held out)"
+
+
+def _bracket(curve: dict, t: str) -> tuple[int, int]:
+    """Where a curve's threshold can lie between its measured steps (evidence before the curves
+    carried ``thresholds_bracket``: computed from the steps the same way)."""
+    br = (curve.get("thresholds_bracket") or {}).get(t)
+    if br is not None:
+        return int(br[0]), int(br[1])
+    th = curve["thresholds"][t]
+    later = [s for s in curve["steps"] if s > th]
+    return th, (later[0] - 1 if later else th)
+
+
+def threshold_difference(name: str, a: dict, b: dict, t: str, op: str, bound: int, diff: dict | None) -> Condition:
+    """``a``'s threshold minus ``b``'s at ``t`` x against ``bound``, with the interval of ``diff``
+    (resampling its unit). Two things the counts alone cannot show make it inconclusive:
+
+    * the step grid: a threshold is known only to lie between the step it is read at and the
+      next measured one, so the interval is widened by each curve's gap (on a curve resolved to
+      one head the gap is 0) and a difference the grid cannot order is not decided;
+    * a ceiling: when both curves keep every candidate within ``t`` x, neither crosses the
+      threshold and the candidate pool is too small to compare them.
+    """
+    (a_lo, a_hi), (b_lo, b_hi) = _bracket(a, t), _bracket(b, t)
+    ci, unit = (diff or {}).get("ci95"), (diff or {}).get("unit")
+    notes = []
+    if a_hi > a_lo or b_hi > b_lo:
+        lo, hi = (ci if ci is not None else (a_lo - b_lo, a_lo - b_lo))
+        ci = (lo - (b_hi - b_lo), hi + (a_hi - a_lo))
+        notes.append(f"widened by the step grid: one threshold in [{a_lo}, {a_hi}], the other in [{b_lo}, {b_hi}]")
+    c = cond(name, a_lo - b_lo, op, bound, interval=ci, unit="; ".join([unit] * bool(unit) + notes) or None)
+    n_a, n_b = a.get("n_candidates"), b.get("n_candidates")
+    if n_a is not None and a_lo == n_a and b_lo == n_b:
+        c.inconclusive = True
+        c.unit = "; ".join([c.unit] * bool(c.unit) + [f"a ceiling: both curves keep all {n_a} candidates within {t}x, "
+                                                         "so the candidate pool cannot separate them"])
+    return c
 
 
 # -- C23: relu attention is harmless -----------------------------------------------------------
@@ -40,14 +77,14 @@ def claim_c23_reproduce(ev: dict, r: ClaimResult) -> None:
 @rule("C23", "test_c23_relu_beats_mean_heldout", "H",
       "science.md 12.8: with rankings (and means) from the rank range, layer 0 protected, the best linearisation "
       "(relu for the original) keeps at least as many heads within 1.1x on held-out tokens as mean-ablation; the "
-      "interval of the difference resamples chunks (paired)",
+      "interval of the difference resamples chunks (paired) "
+      "(inconclusive where the step grid cannot order the two thresholds, or both keep every candidate)",
       needs=lambda ev: _heldout_curve(ev, "linear_l0p_heldout") or _heldout_curve(ev, "mean_l0p_heldout"))
 def claim_c23_heldout(ev: dict, r: ClaimResult) -> None:
-    d = (ev.get("linear_minus_mean_l0p_heldout") or {}).get("1.1", {})
-    lin = ev["curves"]["linear_l0p_heldout"]["thresholds"]["1.1"]
-    mean = ev["curves"]["mean_l0p_heldout"]["thresholds"]["1.1"]
-    r.conditions.append(cond(f"{ev['curves']['linear_l0p_heldout']['ablation']}(1.1x) - mean(1.1x), held-out",
-                             lin - mean, ">=", 0, interval=d.get("ci95"), unit=d.get("unit")))
+    c = ev["curves"]
+    r.conditions.append(threshold_difference(f"{c['linear_l0p_heldout']['ablation']}(1.1x) - mean(1.1x), held-out",
+                                             c["linear_l0p_heldout"], c["mean_l0p_heldout"], "1.1", ">=", 0,
+                                             (ev.get("linear_minus_mean_l0p_heldout") or {}).get("1.1")))
     r.numbers = {"linear": ev["curves"]["linear_l0p_heldout"]["thresholds"],
                  "mean": ev["curves"]["mean_l0p_heldout"]["thresholds"], "relu_vs_mean_single": ev["linear"].get("relu_vs_mean")}
 
@@ -68,14 +105,14 @@ def claim_c24_reproduce(ev: dict, r: ClaimResult) -> None:
 
 @rule("C24", "test_c24_pure_beats_mixed_heldout", "H",
       "the best single method, cumulatively, keeps more heads within 1.5x than the per-head best method (mixed) on "
-      "held-out tokens (the original: 70 vs 50); rankings from the rank range; paired interval over chunks",
+      "held-out tokens (the original: 70 vs 50); rankings from the rank range; paired interval over chunks "
+      "(inconclusive where the step grid cannot order the two thresholds, or both keep every candidate)",
       needs=lambda ev: _heldout_curve(ev, "linear_l0p_heldout") or _heldout_curve(ev, "mixed_l0p_heldout"))
 def claim_c24_heldout(ev: dict, r: ClaimResult) -> None:
-    d = (ev.get("linear_minus_mixed_l0p_heldout") or {}).get("1.5", {})
-    lin = ev["curves"]["linear_l0p_heldout"]["thresholds"]["1.5"]
-    mix = ev["curves"]["mixed_l0p_heldout"]["thresholds"]["1.5"]
-    r.conditions.append(cond("pure(1.5x) - mixed(1.5x), held-out", lin - mix, ">", 0, interval=d.get("ci95"),
-                             unit=d.get("unit")))
+    c = ev["curves"]
+    r.conditions.append(threshold_difference("pure(1.5x) - mixed(1.5x), held-out", c["linear_l0p_heldout"],
+                                             c["mixed_l0p_heldout"], "1.5", ">", 0,
+                                             (ev.get("linear_minus_mixed_l0p_heldout") or {}).get("1.5")))
     r.numbers = {"pure": ev["curves"]["linear_l0p_heldout"]["thresholds"],
                  "mixed": ev["curves"]["mixed_l0p_heldout"]["thresholds"]}
 
@@ -114,14 +151,14 @@ def claim_c25_whole_model(ev: dict, r: ClaimResult) -> None:
 @rule("C25", "test_c25_kernelisable_attention_keeps_heads_heldout", "H",
       "not part of the original claim (science.md 12.7's stronger test): a genuinely kernelisable attention "
       "(elu+1 features on Q and K, factorised) keeps at least as many heads within 1.1x on held-out tokens as the "
-      "best linearisation the original evaluated, so that its saving is real; paired interval over chunks",
+      "best linearisation the original evaluated, so that its saving is real; paired interval over chunks "
+      "(inconclusive where the step grid cannot order the two thresholds, or both keep every candidate)",
       needs=lambda ev: _heldout_curve(ev, "kernel_l0p_heldout") or _heldout_curve(ev, "linear_l0p_heldout"))
 def claim_c25_kernel(ev: dict, r: ClaimResult) -> None:
-    d = (ev.get("kernel_minus_linear_l0p_heldout") or {}).get("1.1", {})
-    k = ev["curves"]["kernel_l0p_heldout"]["thresholds"]["1.1"]
-    lin = ev["curves"]["linear_l0p_heldout"]["thresholds"]["1.1"]
-    r.conditions.append(cond("kernel(1.1x) - linear(1.1x), held-out", k - lin, ">=", 0, interval=d.get("ci95"),
-                             unit=d.get("unit")))
+    c = ev["curves"]
+    r.conditions.append(threshold_difference("kernel(1.1x) - linear(1.1x), held-out", c["kernel_l0p_heldout"],
+                                             c["linear_l0p_heldout"], "1.1", ">=", 0,
+                                             (ev.get("kernel_minus_linear_l0p_heldout") or {}).get("1.1")))
     r.numbers = {"kernel": ev["curves"]["kernel_l0p_heldout"]["thresholds"],
                  "linear": ev["curves"]["linear_l0p_heldout"]["thresholds"]}
 
@@ -141,13 +178,16 @@ def claim_c26_reproduce(ev: dict, r: ClaimResult) -> None:
 
 @rule("C26", "test_c26_small_sample_optimism", "H",
       "science.md 13.8: the 1.1x threshold measured in-sample on the rank range (2 chunks) exceeds the one the same "
-      "ranking reaches on the held-out range (optimism of in-sample selection); the interval combines the two ranges' "
-      "independent bootstraps; the original's 'conclusions maintained' (every threshold within 10 heads per 144) is "
-      "reported",
+      "ranking reaches on the held-out range (optimism of in-sample selection), both read at the same steps and "
+      "resolution; the interval combines the two ranges' independent bootstraps (inconclusive where the step grid "
+      "cannot order the two thresholds, or both keep every candidate); the original's 'conclusions maintained' "
+      "(every threshold within 10 heads per 144, on its grid) is reported",
       needs=lambda ev: _heldout(ev) or requires(ev, "validation"))
 def claim_c26_optimism(ev: dict, r: ClaimResult) -> None:
     o = ev["validation"]["optimism"]["1.1"]
-    r.conditions.append(cond("in-sample(1.1x) - held-out(1.1x)", o["value"], ">", 0, interval=o["ci95"], unit=o["unit"]))
+    inside, held = o.get("curves", ("linear_l0p", "linear_l0p_validation"))  # older evidence: the V5 curves
+    r.conditions.append(threshold_difference("in-sample(1.1x) - held-out(1.1x)", ev["curves"][inside],
+                                             ev["curves"][held], "1.1", ">", 0, o))
     r.numbers = dict(ev["validation"])
 
 

@@ -164,6 +164,29 @@ def refine(steps: list[int], ratios: list[float], n_total: int) -> list[int]:
     return sorted(set(steps) | extra)
 
 
+def bisect_midpoints(steps: list[int], judged: list[float]) -> list[int]:
+    """One bisection round: for each threshold, the middle of the gap between the step it is read
+    at (:func:`removable`) and the next measured step, where that gap hides more than one head.
+    Repeated until it returns nothing, it resolves every threshold's point estimate to one head with
+    about log2(gap) steps per threshold instead of :func:`refine`'s whole gap; between the step read
+    and the next one it finds the last step within the threshold, not every crossing (a curve that
+    dips back below inside the gap after rising above may be missed, as on the grid itself)."""
+    mids: set[int] = set()
+    for t in THRESHOLDS:
+        th = removable(steps, judged, t)
+        later = [s for s in steps if s > th]
+        if later and later[0] - th > 1:
+            mids.add((th + later[0]) // 2)
+    return sorted(mids)
+
+
+def threshold_bracket(steps: list[int], threshold: int) -> list[int]:
+    """Where a threshold read off measured steps can lie: from the step it is read at to the step
+    before the next measured one (equal ends: resolved to one head, or the whole candidate pool)."""
+    later = [s for s in steps if s > threshold]
+    return [int(threshold), int(later[0] - 1 if later else threshold)]
+
+
 ORIGINAL_RATIO_DIGITS = 4  # the original printed and compared ratios to 4 decimals
 ORIGINAL_DELTA_DIGITS = 6  # and ΔPPL to 6: reproduction curves round as it did before sorting
 
@@ -252,11 +275,13 @@ class Exp10Run:
         return b / base.reshape((-1,) + (1,) * (b.ndim - 1)) - 1
 
     def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_blocks: np.ndarray,
-                     means=None, means_tokens=None, fine: bool = False, description: str = "",
+                     means=None, means_tokens=None, fine: bool | str = False, description: str = "",
                      original: bool = False, weights: np.ndarray | None = None, unit: str = "",
                      measure_curve=None) -> dict:
         """A cumulative curve: ratios to the baseline of the same tokens, thresholds, and (with
-        ``weights``) bootstrap intervals of each threshold's head count. ``original``: the
+        ``weights``) bootstrap intervals of each threshold's head count. ``fine``: True resolves
+        every crossing to one head (:func:`refine`, the whole gap); ``"bisect"`` the point estimate
+        of each threshold (:func:`bisect_midpoints`, about log2 of the gap). ``original``: the
         original's protocol (ratios rounded to 4 decimals before the thresholds). ``measure_curve(steps,
         name)`` measures the per-block loss sums of the steps (default: :func:`sweeps.curve` with
         ``kind``; exp10's mixed curves give each head its own kind)."""
@@ -269,13 +294,20 @@ class Exp10Run:
         ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
         judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
         coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
-        if fine:
+        if fine == "bisect":
+            while mids := bisect_midpoints(steps, judged):
+                steps = sorted(set(steps) | set(mids))
+                blocks = measure_curve(steps, name + " (bisection)")
+                ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
+                judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+        elif fine:
             fine_steps = refine(steps, ratios, len(order))
             if fine_steps != steps:
                 blocks = measure_curve(fine_steps, name + " (fine)")
                 steps = fine_steps
                 ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
                 judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+        thresholds = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         rec = {
             "name": name,
             "description": description,
@@ -288,8 +320,10 @@ class Exp10Run:
             "ppl": [r * base_ppl for r in ratios],
             "ratio": ratios,
             "baseline_ppl": base_ppl,
-            "thresholds": {str(t): removable(steps, judged, t) for t in THRESHOLDS},
+            "thresholds": thresholds,
             "thresholds_coarse_grid": coarse,
+            "thresholds_bracket": {t: threshold_bracket(steps, th) for t, th in thresholds.items()},
+            "refinement": {False: "none", True: "every step of each crossing gap"}.get(fine, "bisection of each threshold's gap"),
             "ratios_rounded_as_original": original,
         }
         if weights is not None:
