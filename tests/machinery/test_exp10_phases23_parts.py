@@ -318,7 +318,7 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
     budget = replace(get_budget("smoke"), refine=True, replace_layers=1)
     assert lm.n_layers - 1 > 1
-    ev = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "ijkv", eval_ts=eval_ts)
+    ev = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "fijkv", eval_ts=eval_ts)
     for name in ("linear_l0p_heldout", "mixed_l0p_heldout", "kernel_l0p_heldout", "linear_l0p_rank"):
         c = ev["curves"][name]
         assert c["refinement"].startswith("bisection"), name
@@ -328,3 +328,14 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     assert o["curves"] == ["linear_l0p_rank", "linear_l0p_heldout"]
     assert o["value"] == ev["curves"]["linear_l0p_rank"]["thresholds"]["1.1"] - \
         ev["curves"]["linear_l0p_heldout"]["thresholds"]["1.1"]
+    # C23 compares relu with mean-ablation on the same candidates: part k ranks the sampled layer's heads
+    # by their mean-ablation ΔPPL (part f's curve counts every head of layers 1..L-1)
+    curves = ev["curves"]
+    assert curves["mean_l0p_heldout"]["n_candidates"] == (lm.n_layers - 1) * lm.n_heads
+    assert curves["mean_l0p_sample_heldout"]["n_candidates"] == curves["linear_l0p_heldout"]["n_candidates"] == lm.n_heads
+    assert {l for l, _ in curves["mean_l0p_sample_heldout"]["order"]} == set(ev["linear"]["layers"])
+    r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
+    assert r.applicable and r.conditions, r.reason
+    del curves["mean_l0p_sample_heldout"]
+    r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
+    assert not r.applicable and "different pools" in r.reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...claims import ClaimResult, ClaimSet, Condition, check, cond, requires, rule
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
-from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol
+from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol, _same_pool
 
 
 def _full_protocol(ev: dict) -> str | None:
@@ -74,16 +74,23 @@ def claim_c23_reproduce(ev: dict, r: ClaimResult) -> None:
                              (87, 2)))
 
 
+def _mean_curve(ev: dict) -> str:
+    """The mean-ablation curve over the linearisation curves' candidates (part k measures one on a
+    layer sample; with every layer swept it is part f's)."""
+    return "mean_l0p_sample_heldout" if "mean_l0p_sample_heldout" in (ev.get("curves") or {}) else "mean_l0p_heldout"
+
+
 @rule("C23", "test_c23_relu_beats_mean_heldout", "H",
       "science.md 12.8: with rankings (and means) from the rank range, layer 0 protected, the best linearisation "
-      "(relu for the original) keeps at least as many heads within 1.1x on held-out tokens as mean-ablation; the "
+      "(relu for the original) keeps at least as many heads within 1.1x on held-out tokens as mean-ablation of the "
+      "same candidate heads; the "
       "interval of the difference resamples chunks (paired) "
       "(inconclusive where the step grid cannot order the two thresholds, or both keep every candidate)",
-      needs=lambda ev: _heldout_curve(ev, "linear_l0p_heldout") or _heldout_curve(ev, "mean_l0p_heldout"))
+      needs=lambda ev: _same_pool(ev, "linear_l0p_heldout", _mean_curve(ev)))
 def claim_c23_heldout(ev: dict, r: ClaimResult) -> None:
     c = ev["curves"]
     r.conditions.append(threshold_difference(f"{c['linear_l0p_heldout']['ablation']}(1.1x) - mean(1.1x), held-out",
-                                             c["linear_l0p_heldout"], c["mean_l0p_heldout"], "1.1", ">=", 0,
+                                             c["linear_l0p_heldout"], c[_mean_curve(ev)], "1.1", ">=", 0,
                                              (ev.get("linear_minus_mean_l0p_heldout") or {}).get("1.1")))
     r.numbers = {"linear": ev["curves"]["linear_l0p_heldout"]["thresholds"],
                  "mean": ev["curves"]["mean_l0p_heldout"]["thresholds"], "relu_vs_mean_single": ev["linear"].get("relu_vs_mean")}

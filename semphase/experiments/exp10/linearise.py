@@ -198,7 +198,20 @@ def part_k(run: Exp10Run, ev: dict) -> None:
             description="kernelisable feature-map attention (elu+1, factorised) ranked on the rank range, "
                         "evaluated on the held-out range")
         _paired_difference(run, ev, "kernel_l0p_heldout", "linear_l0p_heldout", "kernel_minus_linear_l0p_heldout")
-    _paired_difference(run, ev, "linear_l0p_heldout", "mean_l0p_heldout", "linear_minus_mean_l0p_heldout")
+    mean_name = "mean_l0p_heldout"
+    if run.mean_delta is not None and mean_name in curves and curves[mean_name]["n_candidates"] != n_cand:
+        # C23 compares with mean-ablation on the same candidates: on a layer sample, rank the sampled
+        # layers' heads by their (rank-range) mean-ablation ΔPPL and measure that curve too
+        layers = ev["linear"]["layers"]
+        sampled = np.full_like(run.mean_delta, np.nan)
+        sampled[layers] = run.mean_delta[layers]
+        mean_name = "mean_l0p_sample_heldout"
+        curves[mean_name] = run.curve_record(
+            mean_name, "mean", _order_of(sampled), step, run.eval_ts, run.base_eval_blocks, run.means_all,
+            run.ts.fingerprint, fine=fine, weights=run.eval_w, unit=run.eval_unit,
+            description="mean-ablation of the linearisation curves' candidates (the sampled layers), means and "
+                        "ranking from the rank range, evaluated on the held-out range")
+    _paired_difference(run, ev, "linear_l0p_heldout", mean_name, "linear_minus_mean_l0p_heldout")
     _paired_difference(run, ev, "linear_l0p_heldout", "mixed_l0p_heldout", "linear_minus_mixed_l0p_heldout")
 
 

@@ -39,7 +39,7 @@ def _heldout(ev: dict) -> str | None:
 
 
 # the part that measures each held-out curve (said when a rule skips for want of it)
-CURVE_PART = {"zero_all_heldout": "c", "mean_l0p_heldout": "f", "zero_l0p_heldout": "g",
+CURVE_PART = {"zero_all_heldout": "c", "mean_l0p_heldout": "f", "mean_l0p_sample_heldout": "k", "zero_l0p_heldout": "g",
               "linear_l0p_heldout": "k", "mixed_l0p_heldout": "k", "kernel_l0p_heldout": "k",
               "linear_l0p_validation": "v"}
 
@@ -50,4 +50,18 @@ def _heldout_curve(ev: dict, name: str) -> str | None:
         part = CURVE_PART.get(name)
         return why or (f"no held-out curve {name} in this evidence" +
                        (f" (part {part} was not run: add it to --parts)" if part else ""))
+    return None
+
+
+def _same_pool(ev: dict, a: str, b: str) -> str | None:
+    """Why two curves' thresholds cannot be compared (they rank different candidate pools: the
+    mean-ablation curve every head of layers 1..L-1, a linearisation curve on a layer sample only
+    the sampled layers' heads), or None."""
+    why = _heldout_curve(ev, a) or _heldout_curve(ev, b)
+    if why:
+        return why
+    na, nb = ev["curves"][a]["n_candidates"], ev["curves"][b]["n_candidates"]
+    if na != nb:
+        return (f"{a} ranks {na} candidate heads and {b} {nb}: their thresholds count different pools "
+                f"({_every_layer(ev) or 'the runs differ'})")
     return None
