@@ -109,7 +109,8 @@ def head_means(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
 
 
 def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entry, items: Sequence,
-                unit: Callable[[object, int], str], compute: Callable, desc: str, progress: Progress | None = None):
+                unit: Callable[[object, int], str], compute: Callable, desc: str, progress: Progress | None = None,
+                captures: dict | None = None):
     """The one resumable unit loop every sweep uses: for each chunk and each item, read the unit
     back from ``entry`` or compute it as ``compute(capture, item, chunk)`` and store it at once.
 
@@ -117,10 +118,15 @@ def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entr
     chunk is captured (one clean forward, whose baseline loss is stored too) only when one of its
     units is missing. A killed run resumes at the first missing unit. Yields
     ``(item index, chunk, unit data)`` while holding ``entry``'s lock.
+
+    ``captures`` (a dict the caller keeps, chunk -> capture): captured chunks are kept there and
+    reused by the next call with the same dict (a caller that asks for a few more items of the same
+    tokens several times, as a bisection does, then captures each chunk once; the dict holds every
+    chunk's block inputs, so it is for a few chunks).
     """
     with entry.lock(), (progress or Progress(False)).bar(len(items) * ts.n_chunks, desc) as bar:
         for c in range(ts.n_chunks):
-            cap = None
+            cap = None if captures is None else captures.get(c)
             for i, item in enumerate(items):
                 name = unit(item, c)
                 data = entry.get(name)
@@ -128,6 +134,8 @@ def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entr
                     if cap is None:
                         cap = engine.capture(ts.chunks[c])
                         _put_baseline(store, engine.lm, ts, c, cap.baseline_nll)
+                        if captures is not None:
+                            captures[c] = cap
                     data = compute(cap, item, c)
                     entry.put(name, data)
                 yield i, c, data
@@ -157,7 +165,7 @@ def single_sweep(engine: AblationEngine, ts: TokenSet, kind: str, store: Evidenc
 def curve(engine: AblationEngine, ts: TokenSet, kind: str, order: Sequence[Head],
           steps: Sequence[int], store: EvidenceStore, means: torch.Tensor | None = None,
           means_tokens: str | None = None, name: str = "curve",
-          progress: Progress | None = None) -> np.ndarray:
+          progress: Progress | None = None, captures: dict | None = None) -> np.ndarray:
     """Cumulative ablation: for each n in ``steps``, the first n heads of ``order`` ablated
     together. Per-block loss sums [step, chunk, block], checkpointed per (step, chunk)."""
     lm = engine.lm
@@ -170,7 +178,8 @@ def curve(engine: AblationEngine, ts: TokenSet, kind: str, order: Sequence[Head]
     def compute(cap, n, c):
         return block_sums(engine.ablated_nll(cap, order[:n], kind, means, step=f"{name}, {n} heads ablated, chunk {c}"))
 
-    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress):
+    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress,
+                                  captures):
         out[i, c, :] = np.asarray(data)
     return out
 
@@ -214,7 +223,8 @@ def edited(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, kind: str
 
 def assigned_curve(engine: AblationEngine, ts: TokenSet, order: Sequence[tuple[int, int, str]], steps: Sequence[int],
                    store: EvidenceStore, means: torch.Tensor | None = None, means_tokens: str | None = None,
-                   name: str = "assigned curve", progress: Progress | None = None) -> np.ndarray:
+                   name: str = "assigned curve", progress: Progress | None = None,
+                   captures: dict | None = None) -> np.ndarray:
     """Cumulative curve where each head carries its own kind, ``(layer, head, kind)`` (the
     original's "mixed" linearisation, each head its best method): for each n in ``steps`` the first
     n entries of ``order`` applied together. Per-block loss sums [step, chunk, block],
@@ -229,6 +239,7 @@ def assigned_curve(engine: AblationEngine, ts: TokenSet, order: Sequence[tuple[i
     def compute(cap, n, c):
         return block_sums(engine.assigned_nll(cap, order[:n], means, step=f"{name}, {n} heads changed, chunk {c}"))
 
-    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress):
+    for i, c, data in chunk_units(engine, ts, store, entry, steps, lambda n, c: f"n{n}_c{c}", compute, name, progress,
+                                  captures):
         out[i, c, :] = np.asarray(data)
     return out

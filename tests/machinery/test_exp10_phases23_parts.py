@@ -267,7 +267,7 @@ def test_curve_record_bisects_only_where_a_threshold_hides(evidence):
     base = run.base_eval_blocks
     asked: list[list[int]] = []
 
-    def fake(steps, label):
+    def fake(steps, label, captures=None):
         asked.append(list(steps))
         return np.stack([base + np.log(1 + 0.3 * (s / n) ** 3) * run.cnt for s in steps])
 
@@ -339,3 +339,21 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     del curves["mean_l0p_sample_heldout"]
     r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
     assert not r.applicable and "different pools" in r.reason
+
+
+def test_bisection_rounds_capture_each_chunk_once(evidence):
+    """Rounds that share a ``captures`` dict capture each chunk once (a clean forward per chunk),
+    and give the same loss sums as a curve measured in one call."""
+    run, _ = evidence
+    order = [(l, h) for l in range(1, run.lm.n_layers) for h in range(run.lm.n_heads)]
+    captures: dict = {}
+    f0 = run.engine.forwards
+    a = sweeps.curve(run.engine, run.eval_ts, "relu", order, [3], run.store, name="t", captures=captures)
+    f1 = run.engine.forwards
+    b = sweeps.curve(run.engine, run.eval_ts, "relu", order, [5], run.store, name="t", captures=captures)
+    f2 = run.engine.forwards
+    n = run.eval_ts.n_chunks
+    assert len(captures) == n
+    assert f2 - f1 == (f1 - f0) - n  # the second round: the ablated forwards only, no capture
+    whole = sweeps.curve(run.engine, run.eval_ts, "relu", order, [3, 5], run.store, name="t")
+    np.testing.assert_allclose(np.concatenate([a, b]), whole)

@@ -130,14 +130,16 @@ def part_j(run: Exp10Run, ev: dict) -> None:
 
 
 def _assigned_record(run: Exp10Run, name: str, order: list, steps: list[int], ts, base_blocks: np.ndarray,
-                     fine: bool = False, original: bool = False, weights=None, unit: str = "",
-                     description: str = "") -> dict:
+                     fine: bool | str = False, original: bool = False, weights=None, unit: str = "",
+                     description: str = "", refine_at=THRESHOLDS) -> dict:
     """:meth:`Exp10Run.curve_record` for an order whose heads carry their own kind."""
-    def measure_curve(st, label):
-        return sweeps.assigned_curve(run.engine, ts, order, st, run.store, name=label, progress=run.progress)
+    def measure_curve(st, label, captures=None):
+        return sweeps.assigned_curve(run.engine, ts, order, st, run.store, name=label, progress=run.progress,
+                                     captures=captures)
 
     return run.curve_record(name, "assigned", order, steps, ts, base_blocks, fine=fine, description=description,
-                            original=original, weights=weights, unit=unit, measure_curve=measure_curve)
+                            original=original, weights=weights, unit=unit, measure_curve=measure_curve,
+                            refine_at=refine_at)
 
 
 def _paired_difference(run: Exp10Run, ev: dict, a: str, b: str, key: str) -> None:
@@ -163,8 +165,9 @@ def part_k(run: Exp10Run, ev: dict) -> None:
     """Cumulative replacement (10K): in-sample on the original grid (the original's protocol and
     rounding), then ranked on the rank range and evaluated on the held-out range for the best
     method, the mixed assignment and the kernelisable attention: on the step grid, then (where the
-    budget refines) resolved to one head: at every crossing when every layer is swept, by bisection
-    of each threshold's gap on a layer sample (quick), which costs about a third of the steps."""
+    budget refines) resolved to one head: at every crossing when every layer is swept; on a layer
+    sample (quick), by bisection of the gap of each threshold a hypothesis rule compares (C23, C25
+    and C26 at 1.1x, C24 at 1.5x), the others read on the grid with their bracket."""
     n_cand = len(run.best_order)  # every head of layers 1..L-1 (fewer at the smoke budget)
     curves = ev.setdefault("curves", {})
     orig_grid = grid(n_cand, ORIGINAL_L0P_GRID, 132, run.budget.grid_step)
@@ -185,16 +188,16 @@ def part_k(run: Exp10Run, ev: dict) -> None:
     # same held-out range) is read from this one's cache instead of measured again
     curves["linear_l0p_heldout"] = run.curve_record(
         "linear_l0p_heldout", run.best_method, run.best_order, step, run.eval_ts, run.base_eval_blocks,
-        fine=fine, weights=run.eval_w, unit=run.eval_unit,
+        fine=fine, weights=run.eval_w, unit=run.eval_unit, refine_at=(1.1, 1.5),
         description=f"{run.best_method} replacement ranked on the rank range, evaluated on the held-out range")
     curves["mixed_l0p_heldout"] = _assigned_record(
         run, "mixed_l0p_heldout", run.mixed_order_heldout, step, run.eval_ts, run.base_eval_blocks,
-        fine=fine, weights=run.eval_w, unit=run.eval_unit,
+        fine=fine, weights=run.eval_w, unit=run.eval_unit, refine_at=(1.5,),
         description="mixed assignment ranked on the rank range, evaluated on the held-out range")
     if KERNEL in run.lin_delta:
         curves["kernel_l0p_heldout"] = run.curve_record(
             "kernel_l0p_heldout", KERNEL, _order_of(run.lin_delta[KERNEL]), step, run.eval_ts, run.base_eval_blocks,
-            fine=fine, weights=run.eval_w, unit=run.eval_unit,
+            fine=fine, weights=run.eval_w, unit=run.eval_unit, refine_at=(1.1,),
             description="kernelisable feature-map attention (elu+1, factorised) ranked on the rank range, "
                         "evaluated on the held-out range")
         _paired_difference(run, ev, "kernel_l0p_heldout", "linear_l0p_heldout", "kernel_minus_linear_l0p_heldout")
@@ -208,7 +211,7 @@ def part_k(run: Exp10Run, ev: dict) -> None:
         mean_name = "mean_l0p_sample_heldout"
         curves[mean_name] = run.curve_record(
             mean_name, "mean", _order_of(sampled), step, run.eval_ts, run.base_eval_blocks, run.means_all,
-            run.ts.fingerprint, fine=fine, weights=run.eval_w, unit=run.eval_unit,
+            run.ts.fingerprint, fine=fine, weights=run.eval_w, unit=run.eval_unit, refine_at=(1.1,),
             description="mean-ablation of the linearisation curves' candidates (the sampled layers), means and "
                         "ranking from the rank range, evaluated on the held-out range")
     _paired_difference(run, ev, "linear_l0p_heldout", mean_name, "linear_minus_mean_l0p_heldout")
@@ -276,7 +279,7 @@ def part_v(run: Exp10Run, ev: dict) -> None:
     inside = curves["linear_l0p"]
     in_res = run.curve_record(
         "linear_l0p_rank", run.best_method, run.best_order, grid(n_cand, step=run.budget.grid_step), run.ts,
-        run.base_blocks, fine=_fine(run), weights=run.in_w, unit=run.in_unit,
+        run.base_blocks, fine=_fine(run), weights=run.in_w, unit=run.in_unit, refine_at=(1.1,),
         description="the in-sample curve (rank range) at the held-out curve's steps and resolution, ratios unrounded")
     curves["linear_l0p_rank"] = in_res
     held_res = curves["linear_l0p_heldout"]

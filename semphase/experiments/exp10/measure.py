@@ -164,7 +164,7 @@ def refine(steps: list[int], ratios: list[float], n_total: int) -> list[int]:
     return sorted(set(steps) | extra)
 
 
-def bisect_midpoints(steps: list[int], judged: list[float]) -> list[int]:
+def bisect_midpoints(steps: list[int], judged: list[float], thresholds=THRESHOLDS) -> list[int]:
     """One bisection round: for each threshold, the middle of the gap between the step it is read
     at (:func:`removable`) and the next measured step, where that gap hides more than one head.
     Repeated until it returns nothing, it resolves every threshold's point estimate to one head with
@@ -172,7 +172,7 @@ def bisect_midpoints(steps: list[int], judged: list[float]) -> list[int]:
     and the next one it finds the last step within the threshold, not every crossing (a curve that
     dips back below inside the gap after rising above may be missed, as on the grid itself)."""
     mids: set[int] = set()
-    for t in THRESHOLDS:
+    for t in thresholds:
         th = removable(steps, judged, t)
         later = [s for s in steps if s > th]
         if later and later[0] - th > 1:
@@ -187,6 +187,7 @@ def threshold_bracket(steps: list[int], threshold: int) -> list[int]:
     return [int(threshold), int(later[0] - 1 if later else threshold)]
 
 
+KEEP_CAPTURES_CHUNKS = 16  # a bisection keeps up to this many chunks' captures in memory between its rounds
 ORIGINAL_RATIO_DIGITS = 4  # the original printed and compared ratios to 4 decimals
 ORIGINAL_DELTA_DIGITS = 6  # and ΔPPL to 6: reproduction curves round as it did before sorting
 
@@ -277,29 +278,35 @@ class Exp10Run:
     def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_blocks: np.ndarray,
                      means=None, means_tokens=None, fine: bool | str = False, description: str = "",
                      original: bool = False, weights: np.ndarray | None = None, unit: str = "",
-                     measure_curve=None) -> dict:
+                     measure_curve=None, refine_at=THRESHOLDS) -> dict:
         """A cumulative curve: ratios to the baseline of the same tokens, thresholds, and (with
         ``weights``) bootstrap intervals of each threshold's head count. ``fine``: True resolves
         every crossing to one head (:func:`refine`, the whole gap); ``"bisect"`` the point estimate
-        of each threshold (:func:`bisect_midpoints`, about log2 of the gap). ``original``: the
-        original's protocol (ratios rounded to 4 decimals before the thresholds). ``measure_curve(steps,
-        name)`` measures the per-block loss sums of the steps (default: :func:`sweeps.curve` with
-        ``kind``; exp10's mixed curves give each head its own kind)."""
+        of each threshold of ``refine_at`` (:func:`bisect_midpoints`: about log2 of the gap, each
+        round measuring only its midpoints, with the chunks captured once for all rounds where
+        there are at most ``KEEP_CAPTURES_CHUNKS``). ``original``: the original's protocol (ratios
+        rounded to 4 decimals before the thresholds). ``measure_curve(steps, name, captures)``
+        measures the per-block loss sums of the steps (default: :func:`sweeps.curve` with ``kind``;
+        exp10's mixed curves give each head its own kind)."""
         if measure_curve is None:
-            def measure_curve(st, label):
+            def measure_curve(st, label, captures=None):
                 return sweeps.curve(self.engine, ts, kind, order, st, self.store, means, means_tokens,
-                                    name=label, progress=self.progress)
+                                    name=label, progress=self.progress, captures=captures)
         base_ppl = float(self.P(base_blocks))
-        blocks = measure_curve(steps, name)
+        captures = {} if fine == "bisect" and ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+        blocks = measure_curve(steps, name, captures)
         ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
         judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
         coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         if fine == "bisect":
-            while mids := bisect_midpoints(steps, judged):
-                steps = sorted(set(steps) | set(mids))
-                blocks = measure_curve(steps, name + " (bisection)")
+            by_step = dict(zip(steps, blocks))
+            while mids := bisect_midpoints(steps, judged, refine_at):
+                by_step.update(zip(mids, measure_curve(mids, name + " (bisection)", captures)))
+                steps = sorted(by_step)
+                blocks = np.stack([by_step[s] for s in steps])
                 ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
                 judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+            captures = None
         elif fine:
             fine_steps = refine(steps, ratios, len(order))
             if fine_steps != steps:
@@ -323,7 +330,8 @@ class Exp10Run:
             "thresholds": thresholds,
             "thresholds_coarse_grid": coarse,
             "thresholds_bracket": {t: threshold_bracket(steps, th) for t, th in thresholds.items()},
-            "refinement": {False: "none", True: "every step of each crossing gap"}.get(fine, "bisection of each threshold's gap"),
+            "refinement": {False: "none", True: "every step of each crossing gap"}.get(
+                fine, "bisection of the gap of threshold(s) " + ", ".join(f"{t}x" for t in refine_at)),
             "ratios_rounded_as_original": original,
         }
         if weights is not None:
