@@ -30,7 +30,8 @@ class Budget:
     pca_boot: int = 200  # exp7: chunk-bootstrap replicates of the PCA ranks (one eigen-decomposition per layer each)
     refits: int | None = None  # exp8: bootstrap replicates of g refitted (None: all of exp3's; smoke: 100)
     replace_layers: int | None = None  # exp10 part i: layers swept per method, evenly spaced (None: every layer 1..L-1,
-    # and part k's held-out replacement thresholds resolved to one head where ``refine``; a sample reads the step grid)
+    # and where ``refine`` every crossing of part k's held-out curves resolved to one head; on a sample, a bisection of
+    # the thresholds the hypothesis rules compare)
 
 
 BUDGETS = {
@@ -41,7 +42,8 @@ BUDGETS = {
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks); exp10 phases 2-3 replace the heads of 6 evenly spaced layers of 1..L-1 "
-                    "(every layer: --replace-layers all) and read held-out replacement curves on the step grid",
+                    "(every layer: --replace-layers all) and resolve the held-out thresholds their hypothesis "
+                    "tests compare by bisection",
                     8192, replace_layers=6),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "

@@ -190,9 +190,10 @@ def test_held_out_zero_sweep_only_for_the_parts_that_read_it(tiny_llama, tiny_te
 
 
 def test_quick_budget_samples_layers_and_all_restores_the_whole_protocol():
-    """quick replaces the heads of 6 evenly spaced layers on the step grid (an hour on two CPU
-    cores); ``--replace-layers all`` sweeps every layer and resolves held-out thresholds to one head
-    (the full budget's protocol); bad values are refused with one sentence."""
+    """quick replaces the heads of 6 evenly spaced layers and bisects the held-out thresholds the
+    rules compare (under an hour on two CPU cores); ``--replace-layers all`` sweeps every layer and
+    resolves every crossing to one head (the full budget's protocol); bad values are refused with
+    one sentence."""
     quick = get_budget("quick")
     assert (quick.replace_layers, quick.refine) == (6, True)
     assert (get_budget("full").replace_layers, get_budget("full").refine) == (None, True)
