@@ -320,6 +320,9 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     budget = replace(get_budget("smoke"), refine=True, replace_layers=1)
     assert lm.n_layers - 1 > 1
     ev = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "fijkv", eval_ts=eval_ts)
+    e_only = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "eijk", eval_ts=eval_ts)
+    assert "mean_l0p_heldout" not in e_only["curves"] and "mean_l0p_sample_heldout" in e_only["curves"]
+    assert PHASE23_CLAIMS.evaluate(e_only, "test_c23_relu_beats_mean_heldout").applicable
     for name in ("linear_l0p_heldout", "mixed_l0p_heldout", "kernel_l0p_heldout", "linear_l0p_rank"):
         c = ev["curves"][name]
         assert c["refinement"].startswith("bisection"), name

@@ -202,10 +202,11 @@ def part_k(run: Exp10Run, ev: dict) -> None:
                         "evaluated on the held-out range")
         _paired_difference(run, ev, "kernel_l0p_heldout", "linear_l0p_heldout", "kernel_minus_linear_l0p_heldout")
     mean_name = "mean_l0p_heldout"
-    if run.mean_delta is not None and mean_name in curves and curves[mean_name]["n_candidates"] != n_cand:
-        # C23 compares with mean-ablation on the same candidates: on a layer sample, rank the sampled
-        # layers' heads by their (rank-range) mean-ablation ΔPPL and measure that curve too
-        layers = ev["linear"]["layers"]
+    layers = ev["linear"]["layers"]
+    if run.mean_delta is not None and len(layers) < run.lm.n_layers - 1:
+        # C23 compares with mean-ablation on the same candidates: on a layer sample (when part e ran:
+        # means and single-head mean ΔPPL of the rank range), rank the sampled layers' heads by their
+        # mean-ablation ΔPPL and measure that curve too; part f's curve counts every head
         sampled = np.full_like(run.mean_delta, np.nan)
         sampled[layers] = run.mean_delta[layers]
         mean_name = "mean_l0p_sample_heldout"
