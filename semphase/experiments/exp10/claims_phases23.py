@@ -93,7 +93,7 @@ def claim_c23_heldout(ev: dict, r: ClaimResult) -> None:
                                              c["linear_l0p_heldout"], c[_mean_curve(ev)], "1.1", ">=", 0,
                                              (ev.get("linear_minus_mean_l0p_heldout") or {}).get("1.1")))
     r.numbers = {"linear": ev["curves"]["linear_l0p_heldout"]["thresholds"],
-                 "mean": ev["curves"]["mean_l0p_heldout"]["thresholds"], "relu_vs_mean_single": ev["linear"].get("relu_vs_mean")}
+                 "mean": ev["curves"][_mean_curve(ev)]["thresholds"], "relu_vs_mean_single": ev["linear"].get("relu_vs_mean")}
 
 
 # -- C24: pure relu beats mixed cumulatively ---------------------------------------------------
