@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 
@@ -119,6 +120,37 @@ def _share_cpu_threads(n_workers: int) -> None:
 
     if n_workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
+
+
+def _done_dir(config) -> Path:
+    """Where the workers of one xdist run say they are done (one empty file each)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"semphase-xdist-{config.workerinput.get('testrunuid', 'run')}"
+
+
+def _rebalance_cpu_threads(config) -> None:
+    """A worker that starts a test shares the cores among the workers still running: with one
+    model per worker, the model's worker is often the last one, and it would otherwise keep its
+    one core of two while the other stays idle."""
+    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if n <= 1:
+        return
+    import torch
+
+    try:
+        done = len(list(_done_dir(config).glob("done-*")))
+    except OSError:
+        return
+    threads = max(1, (os.cpu_count() or 1) // max(1, n - done))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if hasattr(item.config, "workerinput"):
+        _rebalance_cpu_threads(item.config)
 
 
 def pytest_generate_tests(metafunc):
@@ -319,6 +351,12 @@ def _first_line(report) -> str:
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if hasattr(config, "workerinput"):
+        try:  # this worker's cores go to the workers still running (their next test takes them)
+            d = _done_dir(config)
+            d.mkdir(exist_ok=True)
+            (d / f"done-{config.workerinput.get('workerid', os.getpid())}").touch()
+        except OSError:
+            pass
         return  # workers never write reports
     sess = config._semphase_session
     if sess.settings.no_report or not config._semphase_records:
