@@ -92,14 +92,17 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
         lines += ["", "Cumulative ablation (heads removable within 1.1x / 1.5x / 2.0x; refined curves are resolved "
                   "to one head (every step of each crossing gap with every layer swept, a bisection of each threshold's "
                   "gap on a layer sample), their coarse-grid values in parentheses; a count read on the grid alone lies "
-                  "between it and the next measured step, and the claim rules say so; held-out curves give the "
+                  "between it and the step before the next measured one (grid: low-high), and the claim rules say "
+                  "so; held-out curves give the "
                   "95 % interval of each count in brackets, resampling chunks; in-sample curves judge ratios rounded to 4 "
                   "decimals, as the original):", "",
                   "| curve | tokens | candidates | 1.1x | 1.5x | 2.0x | what |", "|---|---|---|---|---|---|---|"]
         for name, c in ev["curves"].items():
             th, co = c["thresholds"], c["thresholds_coarse_grid"]
             ci = c.get("thresholds_ci95") or {}
+            br = c.get("thresholds_bracket") or {}
             cells = [f"{th[t]}" + (f" ({co[t]})" if co[t] != th[t] else "")
+                     + (f" (grid: {br[t][0]}-{br[t][1]})" if t in br and br[t][1] > br[t][0] else "")
                      + (f" [{ci[t][0]:.0f}-{ci[t][1]:.0f}]" if t in ci else "") for t in ("1.1", "1.5", "2.0")]
             lines.append(f"| {name} | {c['tokens']} | {c['n_candidates']} | " + " | ".join(cells) + f" | {c['description']} |")
     if ev.get("mean"):
