@@ -96,6 +96,14 @@ def removable(steps: Sequence[int], ratios: Sequence[float], threshold: float) -
     return int(max(ok)) if ok else 0
 
 
+def threshold_bracket(steps: Sequence[int], threshold: int) -> list[int]:
+    """Where a threshold read off measured steps (:func:`removable`) can lie: from the step it is
+    read at to the step before the next measured one (equal ends: resolved to one head, or the
+    last step)."""
+    later = [s for s in steps if s > threshold]
+    return [int(threshold), int(later[0] - 1 if later else threshold)]
+
+
 @dataclass
 class ZipfFit:
     C: float

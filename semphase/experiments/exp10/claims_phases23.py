@@ -9,6 +9,7 @@ Hypothesis (H) rules rank on the rank range and decide on the held-out range, wi
 from __future__ import annotations
 
 from ...claims import ClaimResult, ClaimSet, Condition, check, cond, requires, rule
+from ...stats import threshold_bracket
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
 from .protocol import _every_layer, _heldout, _heldout_curve, _original_protocol, _same_pool
@@ -24,12 +25,8 @@ def _full_protocol(ev: dict) -> str | None:
 def _bracket(curve: dict, t: str) -> tuple[int, int]:
     """Where a curve's threshold can lie between its measured steps (evidence before the curves
     carried ``thresholds_bracket``: computed from the steps the same way)."""
-    br = (curve.get("thresholds_bracket") or {}).get(t)
-    if br is not None:
-        return int(br[0]), int(br[1])
-    th = curve["thresholds"][t]
-    later = [s for s in curve["steps"] if s > th]
-    return th, (later[0] - 1 if later else th)
+    lo, hi = (curve.get("thresholds_bracket") or {}).get(t) or threshold_bracket(curve["steps"], curve["thresholds"][t])
+    return int(lo), int(hi)
 
 
 def threshold_difference(name: str, a: dict, b: dict, t: str, op: str, bound: int, diff: dict | None) -> Condition:

@@ -27,7 +27,7 @@ from ...errors import SemphaseError
 from ...provenance import run_provenance
 from ...ablation import BLOCK
 from ...stats import (N_BOOT, boot_ppl, correlation, heavy_tail_comparison, heavy_tail_powerlaw, interval, ppl, removable,
-                      removable_replicates, resampling, zipf_fit)
+                      removable_replicates, resampling, threshold_bracket, zipf_fit)
 from . import EXPERIMENT
 
 PARTS = "".join(EXPERIMENT.parts)
@@ -173,18 +173,10 @@ def bisect_midpoints(steps: list[int], judged: list[float], thresholds=THRESHOLD
     dips back below inside the gap after rising above may be missed, as on the grid itself)."""
     mids: set[int] = set()
     for t in thresholds:
-        th = removable(steps, judged, t)
-        later = [s for s in steps if s > th]
-        if later and later[0] - th > 1:
-            mids.add((th + later[0]) // 2)
+        lo, hi = threshold_bracket(steps, removable(steps, judged, t))
+        if hi > lo:  # the next measured step is hi + 1
+            mids.add((lo + hi + 1) // 2)
     return sorted(mids)
-
-
-def threshold_bracket(steps: list[int], threshold: int) -> list[int]:
-    """Where a threshold read off measured steps can lie: from the step it is read at to the step
-    before the next measured one (equal ends: resolved to one head, or the whole candidate pool)."""
-    later = [s for s in steps if s > threshold]
-    return [int(threshold), int(later[0] - 1 if later else threshold)]
 
 
 KEEP_CAPTURES_CHUNKS = 16  # a bisection keeps up to this many chunks' captures in memory between its rounds
@@ -293,10 +285,14 @@ class Exp10Run:
                 return sweeps.curve(self.engine, ts, kind, order, st, self.store, means, means_tokens,
                                     name=label, progress=self.progress, captures=captures)
         base_ppl = float(self.P(base_blocks))
+
+        def judge(blocks):  # ratios to the baseline, and the ones thresholds are read from
+            ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
+            return ratios, ([round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios)
+
         captures = {} if fine == "bisect" and ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
         blocks = measure_curve(steps, name, captures)
-        ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-        judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+        ratios, judged = judge(blocks)
         coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         if fine == "bisect":
             by_step = dict(zip(steps, blocks))
@@ -304,16 +300,14 @@ class Exp10Run:
                 by_step.update(zip(mids, measure_curve(mids, name + " (bisection)", captures)))
                 steps = sorted(by_step)
                 blocks = np.stack([by_step[s] for s in steps])
-                ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-                judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+                ratios, judged = judge(blocks)
             captures = None
         elif fine:
             fine_steps = refine(steps, ratios, len(order))
             if fine_steps != steps:
                 blocks = measure_curve(fine_steps, name + " (fine)")
                 steps = fine_steps
-                ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-                judged = [round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios
+                ratios, judged = judge(blocks)
         thresholds = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
         rec = {
             "name": name,
