@@ -13,8 +13,19 @@ A claim's verdict has five values (:class:`Verdict`):
 * ``skipped`` - the rule does not apply here, with the reason;
 * ``not asserted (smoke)`` - measured at a budget that asserts no claim.
 
-Reproduction (R) and sanity (S) tests show the same values with their own words ("reproduced",
-"sane"); the value is what the pytest plugin, the reports and the summary act on.
+Reproduction (R), sanity (S) and arithmetic (A) tests show the same values with their own words
+("reproduced", "sane", "holds (arithmetic)"); the value is what the pytest plugin, the reports and the
+summary act on. The four kinds (:data:`KINDS`): H tests a hypothesis on measured evidence, R recomputes
+one of the original's GPT-2 numbers with its protocol, S checks the machinery, A checks shape arithmetic
+that measures nothing (counted apart from H verdicts).
+
+Each rule declares, besides its full statement, one plain sentence of what it asserts (``asserts``)
+and whether that assertion, when it holds, agrees with the original study's claim for its claim ID
+(``original="same"``) or goes against it (``"opposite"``); the experiment's :class:`ClaimSet` holds the
+original's claim in one sentence per ID. From these a result derives :meth:`ClaimResult.original_verdict`
+(supported / contradicted / undecided / n/a / number reproduced) and :meth:`ClaimResult.deciding`, the
+condition that decided its verdict. Records stored before these fields existed are completed from the
+current declarations (:meth:`ClaimSet.complete`), without re-evaluating any rule.
 
 Nothing here imports an experiment: experiments import this module.
 """
@@ -34,11 +45,24 @@ class Verdict(str, enum.Enum):
     NOT_ASSERTED = "not asserted (smoke)"
 
 
-# How R and S tests word the decided values; H tests use the Verdict's own value.
+# The kinds of claim test, in the order the summary counts them.
+KINDS = {"H": "hypothesis", "R": "reproduction", "A": "arithmetic", "S": "sanity"}
+
+# How R, S and A tests word the decided values; H tests use the Verdict's own value.
 _WORDS = {
     "R": {Verdict.REPLICATES: "reproduced", Verdict.REFUTED: "NOT reproduced"},
     "S": {Verdict.REPLICATES: "sane", Verdict.REFUTED: "NOT sane"},
+    "A": {Verdict.REPLICATES: "holds (arithmetic)", Verdict.REFUTED: "fails (arithmetic)"},
 }
+
+# Whether a test's assertion, when it holds, agrees with the original's claim ("same") or goes against
+# it ("opposite"); None for sanity tests (they speak to the machinery, not to the original).
+POLARITIES = ("same", "opposite", None)
+
+# What a result says about the original's claim (:meth:`ClaimResult.original_verdict`).
+SUPPORTED, CONTRADICTED, UNDECIDED, NOT_APPLICABLE, NUMBER_REPRODUCED = (
+    "supported", "contradicted", "undecided", "n/a", "number reproduced")
+ORIGINAL_VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED, NOT_APPLICABLE, NUMBER_REPRODUCED)
 
 _OPS = {
     "<": lambda v, t: v < t,
@@ -125,13 +149,18 @@ def _pair(interval) -> tuple[float, float] | None:
 class ClaimResult:
     claim: str
     test: str
-    kind: str  # "R" reproduction, "H" hypothesis, "S" sanity
+    kind: str  # "H" hypothesis, "R" reproduction, "A" arithmetic, "S" sanity (:data:`KINDS`)
     statement: str
     conditions: list[Condition] = field(default_factory=list)
     numbers: dict = field(default_factory=dict)
     applicable: bool = True
     reason: str = ""
     asserted: bool = True
+    asserts: str = ""  # one plain sentence: what the test asserts
+    original: str | None = None  # "same" / "opposite" / None (:data:`POLARITIES`)
+    original_claim: str = ""  # the original study's claim for this claim ID, in one sentence
+    original_override: str | None = None  # a rule's own original_verdict (e.g. "undecided"), with ...
+    original_reason: str = ""  # ... the reason its verdict does not speak for the original
 
     def skip(self, reason: str) -> "ClaimResult":
         """Not applicable here, because ``reason``: the helper every rule uses to bow out."""
@@ -165,8 +194,18 @@ class ClaimResult:
     def verdict(self) -> str:
         return verdict_word(self.kind, self.value)
 
+    def deciding(self) -> int | None:
+        """The index of the condition that decided the verdict (:func:`deciding_index`), or None."""
+        return deciding_index([asdict(c) | {"status": c.status} for c in self.conditions])
+
+    def original_verdict(self) -> str:
+        """What this result says about the original's claim (:func:`original_verdict`)."""
+        return original_verdict(self.kind, self.value, self.original, self.original_override)
+
     def explain(self) -> str:
         lines = [f"{self.claim} {self.test} ({self.kind}): {self.statement}"]
+        if self.asserts:
+            lines.insert(0, f"{self.claim} {self.test} asserts: {self.asserts}")
         lines += ["  " + c.text() for c in self.conditions]
         if self.reason:
             lines.append("  " + self.reason)
@@ -179,6 +218,8 @@ class ClaimResult:
         d["verdict"] = self.verdict()
         d["verdict_value"] = self.value.value
         d["passed"] = self.passed
+        d["deciding"] = self.deciding()
+        d["original_verdict"] = self.original_verdict()
         return d
 
 
@@ -186,22 +227,124 @@ def verdict_word(kind: str, value: Verdict) -> str:
     return _WORDS.get(kind, {}).get(value, value.value)
 
 
+def original_verdict(kind: str, value: Verdict | str, original: str | None, override: str | None = None) -> str:
+    """What a test's result says about the original's claim for its claim ID.
+
+    A decided result of an H or A test supports the original where its assertion agrees with it
+    (``original="same"``) and holds, or goes against it (``"opposite"``) and fails; it contradicts the
+    original in the two other cases. Inconclusive, skipped and not-asserted results leave it
+    undecided. A sanity test (kind S, or no polarity) is "n/a". A reproduction test (R) checks a
+    number, not the claim's direction: reproduced gives "number reproduced"; a number that does not
+    recompute leaves the claim itself undecided (the row's own verdict says NOT reproduced). A rule may
+    override all this (``r.original_override``) where its failure does not speak for the original.
+    """
+    if override:
+        return override
+    value = Verdict(value)
+    if kind == "S" or original is None:
+        return NOT_APPLICABLE
+    if value not in (Verdict.REPLICATES, Verdict.REFUTED):
+        return UNDECIDED
+    if kind == "R":
+        return NUMBER_REPRODUCED if value is Verdict.REPLICATES else UNDECIDED
+    holds = value is Verdict.REPLICATES
+    return SUPPORTED if holds == (original == "same") else CONTRADICTED
+
+
+def _status(d: dict) -> str:
+    """A stored condition's status ("ok", "fails", "inconclusive"), also for records stored without it."""
+    if d.get("status"):
+        return d["status"]
+    if d.get("inconclusive"):
+        return "inconclusive"
+    return "ok" if d.get("ok") else "fails"
+
+
+def _number(x) -> float | None:
+    """``x`` as a finite float, or None (booleans, strings, None, NaN and infinities are not numbers here)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def bound_margin(d: dict) -> float | None:
+    """How far a held condition is from its bound, relative to the size of the numbers compared:
+    ``|e - t| / max(|e|, |t|)``, with ``e`` the end of its interval nearest the bound (the value where
+    it has no interval) and ``t`` the bound; for "within" (target "c ± tol") the unused share of the
+    tolerance, ``(tol - |v - c|) / tol``. None where the condition is not a numeric bound (an
+    equality, a compound check, a text value): such conditions rank after every numeric one."""
+    op = d.get("op")
+    value = _number(d.get("value"))
+    if value is None:
+        return None
+    if op == "within":
+        try:
+            center, tol = (float(x) for x in str(d.get("target")).split("±"))
+        except ValueError:
+            return None
+        return (tol - abs(value - center)) / tol if tol > 0 else None
+    if op not in ("<", "<=", ">", ">="):
+        return None
+    target = _number(d.get("target"))
+    if target is None:
+        return None
+    ends = [value]
+    interval = d.get("interval")
+    if interval:
+        ends = [e for e in (_number(x) for x in interval) if e is not None] or ends
+    e = min(ends, key=lambda x: abs(x - target))
+    scale = max(abs(e), abs(target))
+    return abs(e - target) / scale if scale > 0 else 0.0
+
+
+def deciding_index(conditions: Sequence[dict]) -> int | None:
+    """The condition that decided a verdict, by index: the first decided failing condition; else the
+    first inconclusive one; else (every condition held) the one closest to its bound
+    (:func:`bound_margin`; conditions without a numeric margin rank last, the first of them wins
+    among themselves). None without conditions. Works on stored JSON conditions, also those of
+    records written before this existed."""
+    if not conditions:
+        return None
+    statuses = [_status(d) for d in conditions]
+    for wanted in ("fails", "inconclusive"):
+        if wanted in statuses:
+            return statuses.index(wanted)
+    margins = [bound_margin(d) for d in conditions]
+    numeric = [(m, i) for i, m in enumerate(margins) if m is not None]
+    return min(numeric)[1] if numeric else 0
+
+
 Rule = Callable[[dict], ClaimResult]
 
 
 def rule(claim: str, test: str, kind: str, statement: str | Callable[[dict], str],
-         needs: Callable[[dict], str | None] | None = None) -> Callable[[Callable[[dict, ClaimResult], None]], Rule]:
+         needs: Callable[[dict], str | None] | None = None, *, asserts: str = "",
+         original: str | None = None) -> Callable[[Callable[[dict, ClaimResult], None]], Rule]:
     """Declare a decision rule: the decorated ``body(ev, r)`` fills ``r``'s conditions and numbers.
 
     ``statement`` (text, or a function of the evidence) is the rule as written before the data are
     seen; ``needs(ev)`` returns why the rule cannot run on this evidence (then the result is
-    skipped with that reason) or None. The body may also call ``r.skip(reason)`` itself.
+    skipped with that reason) or None. The body may also call ``r.skip(reason)`` itself, or set
+    ``r.original_override`` (with ``r.original_reason``) where its verdict does not speak for the
+    original's claim.
+
+    ``asserts`` is one plain sentence of what the test asserts; ``original`` whether that assertion,
+    when it holds, agrees with the original study's claim for ``claim`` ("same") or goes against it
+    ("opposite"); None for sanity tests (kind "S") only. Every registered rule declares both (a
+    machinery test checks the registry; a rule without them shows no sentence and "n/a").
     """
+    if kind not in KINDS:
+        raise ValueError(f"{test}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if original not in POLARITIES:
+        raise ValueError(f"{test}: original must be one of {POLARITIES}, not {original!r}")
+    if kind == "S" and original is not None:
+        raise ValueError(f"{test}: a sanity test has no polarity (original=None)")
 
     def wrap(body: Callable[[dict, ClaimResult], None]) -> Rule:
         def evaluate(ev: dict) -> ClaimResult:
             text = statement(ev) if callable(statement) else statement
-            r = ClaimResult(claim, test, kind, text)
+            r = ClaimResult(claim, test, kind, text, asserts=asserts, original=original)
             if r.skip_if(needs(ev) if needs else None):
                 return r
             body(ev, r)
@@ -210,6 +353,11 @@ def rule(claim: str, test: str, kind: str, statement: str | Callable[[dict], str
         evaluate.__name__ = body.__name__
         evaluate.__doc__ = body.__doc__
         evaluate.test = test
+        evaluate.claim = claim
+        evaluate.kind = kind
+        evaluate.asserts = asserts
+        evaluate.original = original
+        evaluate.statement = statement
         return evaluate
 
     return wrap
@@ -218,16 +366,23 @@ def rule(claim: str, test: str, kind: str, statement: str | Callable[[dict], str
 class ClaimSet:
     """The ordered claim tests of one experiment: test name -> decision rule.
 
-    ``asserts(evidence)`` says whether the evidence was measured at a budget that asserts claims;
-    the set applies it in one place (:meth:`evaluate`), so a rule never decides it.
+    Whether the evidence was measured at a budget that asserts claims (``asserts_claims``) is applied
+    in one place (:meth:`evaluate`), so a rule never decides it. ``original_claims`` maps each claim ID
+    to the original study's claim in one sentence (what "the original's claim" column speaks of).
+    ``extra_reasons`` maps a kind of derived evidence (``kinds``) to why a per-model record cannot
+    evaluate its rules: a per-model record lists those rules as skipped with that reason
+    (:meth:`evaluate_all`), so a single-model run still shows them.
     """
 
     def __init__(self, rules: dict[str, Rule] | list[Rule], extra: dict[str, Rule] | list[Rule] | None = None,
-                 kinds: dict[str, tuple[str, ...]] | None = None):
+                 kinds: dict[str, tuple[str, ...]] | None = None, original_claims: dict[str, str] | None = None,
+                 extra_reasons: dict[str, str] | None = None):
         self.rules = _by_test(rules)
         self.extra = _by_test(extra or {})  # rules evaluated on derived evidence (e.g. across models)
         # which extra rules apply to which kind of derived evidence (default: all of them, across models)
         self.kinds = kinds if kinds is not None else {"cross-model": tuple(self.extra)}
+        self.original_claims = dict(original_claims or {})
+        self.extra_reasons = dict(extra_reasons or {})
 
     def tests_for(self, ev: dict) -> list[str]:
         """The tests that apply to ``ev``: the per-model rules, or the extra rules of its kind."""
@@ -244,21 +399,96 @@ class ClaimSet:
     def __iter__(self):
         return iter(self.order)
 
+    def rule(self, test: str) -> Rule:
+        return self.rules.get(test) or self.extra[test]
+
     def evaluate(self, ev: dict, test: str) -> ClaimResult:
-        rule = self.rules.get(test) or self.extra[test]
-        result = rule(ev)
+        result = self.rule(test)(ev)
         if not ev.get("asserts_claims", True) and result.kind != "S":
             result.asserted = False
+        result.original_claim = self.original_claims.get(result.claim, "")
         return result
 
+    def skipped_extra(self, ev: dict) -> list[ClaimResult]:
+        """On a per-model record, the extra rules listed as skipped with the reason of their kind of
+        evidence (``extra_reasons``); none on derived evidence or where no reason is declared."""
+        if ev.get("kind"):
+            return []
+        out = []
+        for kind, tests in self.kinds.items():
+            reason = self.extra_reasons.get(kind)
+            if not reason:
+                continue
+            for test in tests:
+                f = self.rule(test)
+                out.append(ClaimResult(f.claim, test, f.kind, _declared_statement(f, ev), asserts=f.asserts,
+                                       original=f.original, original_claim=self.original_claims.get(f.claim, ""),
+                                       ).skip(reason))
+        return out
+
     def evaluate_all(self, ev: dict, tests: Iterable[str] | None = None) -> list[ClaimResult]:
+        """The results of ``tests`` (default: those that apply to ``ev``, :meth:`tests_for`). The
+        report builder adds the extra rules a per-model record lists as skipped (:meth:`skipped_extra`)."""
         names = list(tests) if tests is not None else self.tests_for(ev)
         return [self.evaluate(ev, t) for t in names]
+
+    def complete(self, claim: dict) -> dict:
+        """A stored claim record (JSON) with what this version of the rules declares and the record
+        lacks: the sentence it asserts, its polarity, the original's claim, the deciding condition's
+        index and the original-claim verdict, all derived from the stored verdict and conditions (no rule
+        is re-evaluated). The kind is the current declaration's (a relabelling, e.g. H to A, changes
+        the verdict's words, not its value). A copy; the argument is not changed."""
+        c = dict(claim)
+        f = self.rules.get(c.get("test")) or self.extra.get(c.get("test"))
+        if f is not None:
+            if getattr(f, "kind", None) and f.kind != c.get("kind"):
+                c["kind"] = f.kind
+                if c.get("verdict_value") and not str(c.get("verdict", "")).startswith("error"):
+                    c["verdict"] = verdict_word(f.kind, Verdict(c["verdict_value"]))
+            if not c.get("asserts"):
+                c["asserts"] = getattr(f, "asserts", "")
+            if c.get("original") is None:  # stored before the rule declared it
+                c["original"] = getattr(f, "original", None)
+        c.setdefault("asserts", "")
+        c.setdefault("original", None)
+        if not c.get("original_claim"):
+            c["original_claim"] = self.original_claims.get(c.get("claim"), "")
+        if "deciding" not in c:
+            c["deciding"] = deciding_index(c.get("conditions") or [])
+        changed = c.get("kind") != claim.get("kind") or c["original"] != claim.get("original")
+        if "original_verdict" not in c or changed:
+            value = c.get("verdict_value") or _value_of(c)
+            c["original_verdict"] = original_verdict(c.get("kind", "H"), value, c["original"],
+                                                     c.get("original_override"))
+        return c
 
     def sort(self, claims: list[dict]) -> list[dict]:
         """Claim records (JSON) in the set's order."""
         pos = {name: i for i, name in enumerate(self.order)}
         return sorted(claims, key=lambda c: pos.get(c["test"], len(pos)))
+
+
+def _declared_statement(f: Rule, ev: dict) -> str:
+    """A rule's statement as it would read on ``ev``, without running the rule."""
+    statement = getattr(f, "statement", "")
+    if not callable(statement):
+        return statement
+    try:
+        return statement(ev)
+    except (KeyError, TypeError, ValueError, IndexError):  # it reads evidence this record lacks
+        return f.asserts
+
+
+def _value_of(claim: dict) -> str:
+    """The verdict value of a stored record that predates ``verdict_value``."""
+    if not claim.get("applicable", True):
+        return Verdict.SKIPPED.value
+    if not claim.get("asserted", True):
+        return Verdict.NOT_ASSERTED.value
+    statuses = [_status(d) for d in claim.get("conditions") or []]
+    if "fails" in statuses:
+        return Verdict.REFUTED.value
+    return Verdict.INCONCLUSIVE.value if "inconclusive" in statuses else Verdict.REPLICATES.value
 
 
 def _by_test(rules) -> dict[str, Rule]:

@@ -6,7 +6,13 @@ every record of that experiment in the output folder (so models measured in sepa
 separate xdist workers appear in one report, each with its own provenance). It owns what every
 report shares: the provenance table, the verdict table, the claims block, figure saving and the
 number formats. After each publication it regenerates the claims summary ``reports/README.md``:
-every claim of every experiment against every model measured, from the data files.
+every claim of every experiment against every model measured, from the data files, with the tidy
+table of the same rows beside it (``reports/claims.csv`` and ``reports/claims.jsonl``).
+
+Every claim row shows the plain sentence its test asserts, the condition that decided its verdict
+(:func:`semphase.claims.deciding_index`) and what it says about the original study's claim. Records
+stored before those fields existed are completed from the current rule declarations
+(:meth:`semphase.claims.ClaimSet.complete`) when they are rendered; no rule is re-evaluated.
 
 An experiment contributes a :class:`ReportSpec` (``semphase/experiments/<id>/report.py``): its
 introduction, its measurement section, its figures, its extra data files and its own provenance
@@ -14,6 +20,7 @@ rows. Every file is written atomically.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import atomic_write_bytes, atomic_write_text
+from .claims import KINDS, NOT_APPLICABLE, UNDECIDED, deciding_index
 from .errors import SemphaseError
 
 DPI = 150
@@ -142,38 +150,91 @@ def load_records(layout: OutputLayout, experiment: str) -> list[dict]:
 
 # -- the shared blocks ----------------------------------------------------------------------------
 
+def condition_text(d: dict) -> str:
+    """One stored condition as "name = value [CI] (needs op target)"."""
+    ci = f" [{fmt(d['interval'][0])}, {fmt(d['interval'][1])}]" if d.get("interval") else ""
+    return f"{d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])})"
+
+
+def deciding_condition(claim: dict) -> dict | None:
+    """The condition that decided a stored claim's verdict (its ``deciding`` index, computed from the
+    stored conditions for records written before it existed), or None."""
+    conditions = claim.get("conditions") or []
+    i = claim["deciding"] if "deciding" in claim else deciding_index(conditions)
+    return conditions[i] if i is not None and 0 <= i < len(conditions) else None
+
+
+def deciding_text(claim: dict) -> str:
+    """The deciding condition as "name = value [CI] (needs op target)"; a skipped claim's reason."""
+    d = deciding_condition(claim)
+    if d is None or not claim.get("applicable", True):
+        return claim.get("reason", "")
+    return condition_text(d)
+
+
 def key_numbers(claim: dict, n: int = 3) -> str:
-    """The first conditions of a claim as "name = value [CI] (needs op target)", or its reason."""
-    parts = []
-    for d in claim["conditions"][:n]:
-        ci = f" [{fmt(d['interval'][0])}, {fmt(d['interval'][1])}]" if d.get("interval") else ""
-        parts.append(f"{d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])})")
-    return "; ".join(parts) or claim.get("reason", "")
+    """The deciding condition first, then the other conditions in order, ``n`` in all, as
+    "name = value [CI] (needs op target)"; a skipped claim's reason."""
+    d = deciding_condition(claim)
+    if d is None or not claim.get("applicable", True):
+        return claim.get("reason", "")
+    rest = [c for c in claim["conditions"] if c is not d]
+    return "; ".join(condition_text(c) for c in [d, *rest][:n])
+
+
+def record_claims(exp, rec: dict) -> list[dict]:
+    """A record's claims in the experiment's order, each completed from the current declarations
+    (:meth:`~semphase.claims.ClaimSet.complete`), with the extra rules a per-model record cannot
+    evaluate listed as skipped (:meth:`~semphase.claims.ClaimSet.skipped_extra`) where the record
+    lacks them."""
+    claims = [exp.claims.complete(c) for c in rec["claims"]]
+    have = {c["test"] for c in claims}
+    claims += [r.to_json() for r in exp.claims.skipped_extra(rec["evidence"]) if r.test not in have]
+    return exp.claims.sort(claims)
+
+
+VERDICT_HEADER = ["| claim | test | kind | asserts | model | budget | verdict | deciding condition | the original's claim |",
+                  "|---|---|---|---|---|---|---|---|---|"]
 
 
 def verdict_table(records: list[dict]) -> list[str]:
-    lines = ["## Verdicts", "", "| claim | test | kind | model | budget | verdict | key numbers |",
-             "|---|---|---|---|---|---|---|"]
+    """The verdicts of every record: per claim test, the sentence it asserts, its verdict, the deciding
+    condition and what it says about the original's claim."""
+    lines = ["## Verdicts", "", *VERDICT_HEADER]
     for rec in records:
         ev = rec["evidence"]
         for c in rec["claims"]:
-            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {ev['model']} | {ev.get('budget', 'n/a')} | "
-                         f"{c['verdict']} | {cell(key_numbers(c))} |")
+            lines.append(f"| {c['claim']} | `{c['test']}` | {c['kind']} | {cell(c.get('asserts', ''))} | {ev['model']} | "
+                         f"{ev.get('budget', 'n/a')} | {c['verdict']} | {cell(deciding_text(c))} | "
+                         f"{c.get('original_verdict', 'n/a')} |")
     return lines
 
 
 def claims_block(rec: dict) -> list[str]:
-    """Each claim of one model's record with its statement and every condition."""
+    """Each claim of one model's record: the sentence it asserts, what it says about the original's
+    claim, its full statement and every condition, the deciding one marked."""
     lines = []
     for c in rec["claims"]:
-        lines.append(f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.** {c['statement']}.")
+        head = f"- **{c['claim']} `{c['test']}` ({c['kind']}) - {c['verdict']}.**"
+        if c.get("asserts"):
+            head += f" Asserts: {c['asserts']}."
+        lines.append(head)
+        if c.get("original_claim") or c.get("original_verdict") not in (None, NOT_APPLICABLE):
+            orig = f"  - The original's claim ({c['claim']}: {c.get('original_claim') or 'not stated'}): " \
+                   f"{c.get('original_verdict', UNDECIDED)}"
+            if c.get("original_reason"):
+                orig += f" ({c['original_reason']})"
+            lines.append(orig + ".")
+        lines.append(f"  - Rule: {c['statement']}.")
+        deciding = deciding_condition(c) if c.get("applicable", True) else None
         for d in c["conditions"]:
             status = d.get("status") or ("ok" if d["ok"] else "fails")
             ci = ""
             if d.get("interval"):
                 ci = f", 95 % CI {fmt(d['interval'][0])} to {fmt(d['interval'][1])}" + \
                      (f" resampling {d['unit']}" if d.get("unit") else "")
-            lines.append(f"  - {d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])}): {status}")
+            mark = " (deciding)" if d is deciding and len(c["conditions"]) > 1 else ""
+            lines.append(f"  - {d['name']} = {fmt(d['value'])}{ci} (needs {d['op']} {fmt(d['target'])}): {status}{mark}")
         if c.get("reason"):
             lines.append(f"  - {c['reason']}")
     return lines
@@ -237,6 +298,7 @@ class ReportSpec:
 
 def render(exp, records: list[dict], layout: OutputLayout) -> str:
     spec: ReportSpec = exp.report
+    records = [{**rec, "claims": record_claims(exp, rec)} for rec in records]
     lines = [spec.intro(records, layout).rstrip(), ""] + verdict_table(records)
     for rec in records:
         ev = rec["evidence"]
@@ -260,7 +322,8 @@ def write_report(exp, layout: OutputLayout) -> str:
 def publish(exp, layout: OutputLayout, ev: dict, claims: list[dict]) -> list[str]:
     """Data, figures and the report for one model's evidence; then the claims summary."""
     spec: ReportSpec = exp.report
-    claims = exp.claims.sort(claims)
+    have = {c["test"] for c in claims}
+    claims = exp.claims.sort(list(claims) + [r.to_json() for r in exp.claims.skipped_extra(ev) if r.test not in have])
     written = [write_json(layout.data / f"{exp.id}_{ev['tag']}.json", {"evidence": ev, "claims": claims})]
     for name, obj in spec.data_files(ev, claims).items():
         written.append(write_json(layout.data / name, obj))
@@ -278,34 +341,81 @@ def _anchor(heading: str) -> str:
     return out.replace(" ", "-")
 
 
-SUMMARY_HEADER = ["| claim | experiment | test | kind | model | budget | verdict | key number | section |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+SUMMARY_HEADER = ["| claim | experiment | test | kind | asserts | model | budget | verdict | deciding condition | "
+                  "the original's claim | section |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+# How the totals name each verdict value per kind (plural forms of the verdict words).
+_TALLY_WORDS = {
+    "H": {"replicates": "replicate", "does NOT replicate": "do NOT replicate"},
+    "R": {"replicates": "reproduced", "does NOT replicate": "NOT reproduced"},
+    "A": {"replicates": "hold", "does NOT replicate": "fail"},
+    "S": {"replicates": "sane", "does NOT replicate": "NOT sane"},
+}
+_TALLY_ORDER = ("replicates", "does NOT replicate", "inconclusive", "error", "not asserted (smoke)", "skipped")
+_KIND_TITLES = {"H": "hypothesis tests", "R": "reproduction tests", "A": "arithmetic", "S": "sanity checks"}
+
+# The tidy table's columns (reports/claims.csv and claims.jsonl), one row per claim test, model and folder.
+TIDY_COLUMNS = ["folder", "experiment", "claim", "test", "kind", "asserts", "model", "budget", "verdict", "verdict_value",
+                "deciding_name", "deciding_value", "deciding_op", "deciding_target", "deciding_low", "deciding_high",
+                "deciding_unit", "deciding_status", "original_claim", "original_verdict", "report", "data_file"]
+
+
+def totals(rows: list[dict]) -> str:
+    """The verdicts counted per kind, hypothesis tests apart from reproduction, arithmetic and sanity
+    ("hypothesis tests: 12 replicate, 3 inconclusive; arithmetic: 3 hold; ..."), then what the
+    rows say about the original's claims."""
+    by_kind: dict[str, dict[str, int]] = {}
+    for r in rows:
+        value = "error" if str(r["verdict"]).startswith("error") else r["verdict_value"]
+        tally = by_kind.setdefault(r["kind"], {})
+        tally[value] = tally.get(value, 0) + 1
+    parts = []
+    for kind in [*KINDS, *sorted(set(by_kind) - set(KINDS))]:
+        tally = by_kind.get(kind)
+        if not tally:
+            continue
+        words = _TALLY_WORDS.get(kind, {})
+        order = [v for v in _TALLY_ORDER if v in tally] + sorted(set(tally) - set(_TALLY_ORDER))
+        parts.append(f"{_KIND_TITLES.get(kind, kind)} ({kind}): " +
+                     ", ".join(f"{tally[v]} {words.get(v, v)}" for v in order))
+    text = "Totals: " + "; ".join(parts) + "."
+    orig: dict[str, int] = {}
+    for r in rows:
+        if r["kind"] in ("H", "A"):
+            orig[r["original_verdict"]] = orig.get(r["original_verdict"], 0) + 1
+    if orig:
+        text += (" The original's claims, by the hypothesis and arithmetic tests: " +
+                 ", ".join(f"{orig[v]} {v}" for v in ("supported", "contradicted", "undecided", "n/a") if v in orig) + ".")
+    return text
 
 
 def render_summary(layout: OutputLayout) -> str:
     lines = ["# Claims summary", "",
              "Generated by semphase after every run from the data files in "
              f"`{rel(layout.data, layout.reports)}/`; do not edit by hand. One row per claim test and model measured: "
-             "its verdict, its first condition and a link to the model's section of the experiment's report.",
-             "Verdicts: *replicates* / *does NOT replicate* (hypothesis tests asserting the original's conclusion), "
-             "*inconclusive* (an interval straddles a bound), *reproduced* / *NOT reproduced* (reproduction tests of "
-             "the original's GPT-2 numbers), *sane* (sanity checks), *skipped* (with the reason), *not asserted "
-             "(smoke)*.", ""]
-    counts: dict[str, int] = {}
-    rows = _summary_rows(layout, layout.reports, counts)
+             "the sentence the test asserts, its verdict, the condition that decided it (the first that failed; else "
+             "the first inconclusive one; if all held, the one closest to its bound) with its interval, what it says "
+             "about the original study's claim, and a link to the model's section of the experiment's report. The "
+             "same rows are in `claims.csv` and `claims.jsonl` beside this file.",
+             "Verdicts: *replicates* / *does NOT replicate* (hypothesis tests, H: the test's assertion holds or fails; "
+             "the assertion is often the sceptical reading of the original's claim), *inconclusive* (an interval "
+             "straddles a bound), *reproduced* / *NOT reproduced* (reproduction tests of the original's GPT-2 "
+             "numbers, R), *holds (arithmetic)* / *fails (arithmetic)* (arithmetic on shapes that measures nothing, "
+             "A), *sane* (sanity checks, S), *skipped* (with the reason), *not asserted (smoke)*.",
+             "The original's claim: *supported* where the assertion agrees with the original and holds, or goes "
+             "against it and fails; *contradicted* in the two other cases; *undecided* where the test is "
+             "inconclusive, skipped or not asserted (or says why its result does not speak for the original); "
+             "*number reproduced* for a reproduced GPT-2 number; *n/a* for sanity checks.", ""]
+    rows = summary_records(layout, layout.reports)
     if not rows:
         lines.append("No experiment has been run into this folder yet.")
         return "\n".join(lines) + "\n"
-    lines += ["Totals: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda t: -t[1])) + ".",
-              "", *SUMMARY_HEADER]
-    lines += rows
+    lines += [totals(rows), "", *SUMMARY_HEADER]
+    lines += [_summary_row(r) for r in rows]
     own = []
-    parent = layout.data.parent
-    for folder in sorted(p for p in parent.iterdir() if (p / "data").is_dir()) if parent.is_dir() else []:
-        sub = OutputLayout.make(folder)
-        if sub.data == layout.data:
-            continue
-        own += _summary_rows(sub, layout.reports, {}, measured_only=True)
+    for sub in own_folders(layout):
+        own += [_summary_row(r) for r in summary_records(sub, layout.reports, measured_only=True)]
     if own:
         lines += ["", "## Runs in folders of their own", "",
                   f"Runs of some parts only, kept apart from `{rel(layout.data, layout.reports)}/` (each folder has its "
@@ -315,27 +425,87 @@ def render_summary(layout: OutputLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary_rows(layout: OutputLayout, reports: Path, counts: dict[str, int], measured_only: bool = False) -> list[str]:
-    """The summary's rows of the records in ``layout.data``, linked from ``reports``; ``counts``
-    tallies the verdicts; ``measured_only`` drops skipped rows."""
+def own_folders(layout: OutputLayout) -> list[OutputLayout]:
+    """The output folders beside ``layout``'s (``results/NAME/`` with a data/ of their own)."""
+    parent = layout.data.parent
+    if not parent.is_dir():
+        return []
+    subs = [OutputLayout.make(p) for p in sorted(parent.iterdir()) if (p / "data").is_dir()]
+    return [sub for sub in subs if sub.data != layout.data]
+
+
+def _summary_row(r: dict) -> str:
+    link = f"[{r['experiment']}]({r['report']})"
+    return (f"| {r['claim']} | {r['experiment']} | `{r['test']}` | {r['kind']} | {cell(r['asserts'])} | {r['model']} | "
+            f"{r['budget']} | {r['verdict']} | {cell(r['deciding'])} | {r['original_verdict']} | {link} |")
+
+
+def summary_records(layout: OutputLayout, reports: Path, measured_only: bool = False) -> list[dict]:
+    """One row (a dict of :data:`TIDY_COLUMNS` plus ``deciding``, its text) per claim test of every
+    record in ``layout.data``, links relative to ``reports``; ``measured_only`` drops skipped rows."""
     from . import registry
 
     rows = []
     folder = rel(layout.reports, reports)
     prefix = "" if folder == "." else folder + "/"
+    where = rel(layout.data.parent, reports.parent)
     for exp in registry.all_experiments():
         for rec in load_records(layout, exp.id):
             ev = rec["evidence"]
             heading = exp.report.header(rec) if exp.report.header else f"## {ev['model']}"
             link = prefix + f"{exp.id}_results.md#{_anchor(heading.lstrip('#'))}"
-            for c in exp.claims.sort(rec["claims"]):
+            for c in record_claims(exp, rec):
                 if measured_only and c["verdict"] == "skipped":
                     continue
-                counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-                key = key_numbers(c, 1)
-                rows.append(f"| {c['claim']} | {exp.id} | `{c['test']}` | {c['kind']} | {ev['model']} | "
-                            f"{ev.get('budget', 'n/a')} | {c['verdict']} | {cell(key)} | [{exp.id}]({link}) |")
+                d = deciding_condition(c) if c.get("applicable", True) else None
+                interval = (d or {}).get("interval") or (None, None)
+                rows.append({
+                    "folder": where, "experiment": exp.id, "claim": c["claim"], "test": c["test"],
+                    "kind": c["kind"], "asserts": c.get("asserts", ""), "model": ev["model"],
+                    "budget": ev.get("budget", "n/a"), "verdict": c["verdict"],
+                    "verdict_value": c.get("verdict_value", ""),
+                    "deciding_name": (d or {}).get("name"), "deciding_value": (d or {}).get("value"),
+                    "deciding_op": (d or {}).get("op"), "deciding_target": (d or {}).get("target"),
+                    "deciding_low": interval[0], "deciding_high": interval[1], "deciding_unit": (d or {}).get("unit"),
+                    "deciding_status": (d or {}).get("status") if d else None,
+                    "original_claim": c.get("original_claim", ""), "original_verdict": c.get("original_verdict", "n/a"),
+                    "report": link, "data_file": rel(rec["path"], reports),
+                    "deciding": deciding_text(c),
+                })
     return rows
+
+
+def tidy_rows(layout: OutputLayout) -> list[dict]:
+    """Every claim row of the output folder and of the folders beside it (:func:`own_folders`), skipped
+    rows included, as dicts of :data:`TIDY_COLUMNS` (links and data files relative to ``reports/``)."""
+    rows = summary_records(layout, layout.reports)
+    for sub in own_folders(layout):
+        rows += summary_records(sub, layout.reports)
+    return [{k: r[k] for k in TIDY_COLUMNS} for r in rows]
+
+
+def _csv_value(x) -> object:
+    """A tidy cell for the CSV: None as empty, floats in full precision, everything else as text."""
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return repr(x)
+    return x
+
+
+def write_tidy(layout: OutputLayout) -> list[str]:
+    """``reports/claims.csv`` and ``reports/claims.jsonl``: the tidy table of every claim row
+    (:func:`tidy_rows`), loadable with ``pandas.read_csv`` / ``pandas.read_json(lines=True)``."""
+    rows = tidy_rows(layout)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TIDY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _csv_value(v) for k, v in r.items()})
+    csv_path, jsonl_path = layout.reports / "claims.csv", layout.reports / "claims.jsonl"
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(jsonl_path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=True) + "\n" for r in rows))
+    return [str(csv_path), str(jsonl_path)]
 
 
 def summary_table(layout: OutputLayout) -> str:
@@ -346,8 +516,10 @@ def summary_table(layout: OutputLayout) -> str:
 
 
 def write_summary(layout: OutputLayout) -> str:
+    """The claims summary ``reports/README.md``, with the tidy table beside it (:func:`write_tidy`)."""
     path = layout.reports / "README.md"
     atomic_write_text(path, render_summary(layout))
+    write_tidy(layout)
     return str(path)
 
 
@@ -364,8 +536,10 @@ def rebuild(layout: OutputLayout, reevaluate: bool = False) -> list[str]:
         if reevaluate:
             for rec in records:
                 ev = rec["evidence"]
-                claims = [c.to_json() for c in exp.claims.evaluate_all(ev)]
+                results = exp.claims.evaluate_all(ev) + exp.claims.skipped_extra(ev)
+                claims = exp.claims.sort([c.to_json() for c in results])
                 written.append(write_json(Path(rec["path"]), {"evidence": ev, "claims": claims}))
         written.append(write_report(exp, layout))
     written.append(write_summary(layout))
+    written += [str(layout.reports / "claims.csv"), str(layout.reports / "claims.jsonl")]
     return written

@@ -1,6 +1,8 @@
 """The experiment core: verdicts with five values, conditions with intervals, the registry as the
 one source of experiments (CLI choices, pytest markers, claim order), the claims summary, and an
-inconclusive claim told apart from a refuted one in pytest's outcome line and summary."""
+inconclusive claim told apart from a refuted one in pytest's outcome line and summary; the sentence
+each test asserts, the condition that decided its verdict, what it says about the original's claim,
+the arithmetic kind, and the tidy table of every claim row."""
 from __future__ import annotations
 
 import configparser
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from semphase import registry
-from semphase.claims import ClaimResult, ClaimSet, Verdict, cond
+from semphase.claims import ClaimResult, ClaimSet, Condition, Verdict, check, cond, deciding_index, rule
 
 pytestmark = pytest.mark.machinery
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +148,7 @@ def test_summary_lists_the_measured_rows_of_runs_in_folders_of_their_own(tmp_pat
         ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H", "s", []).skip("needs part z").to_json()]})
     text = render_summary(layout)
     main, own = text.split("## Runs in folders of their own")
-    assert "Totals: 1 replicates." in main and "test_c3" not in main
+    assert "Totals: hypothesis tests (H): 1 replicate." in main and "test_c3" not in main
     assert "| C3 | exp1 | `test_c3_last_block_jump_beats_random_direction_null` |" in own
     assert "does NOT replicate" in own and "(../results/parts-cpu/reports/exp1_results.md#m)" in own
     assert "test_c1" not in own
@@ -183,3 +185,267 @@ def test_inconclusive_claim_has_its_own_outcome_in_pytest(tmp_path):
     assert "test_straddles INCONCLUSIVE" in out
     assert "test_refuted FAILED" in out and "test_decided PASSED" in out
     assert "1 failed, 1 passed, 1 inconclusive" in out.splitlines()[-1]
+
+
+# -- the deciding condition --------------------------------------------------------------------------
+
+def _result(*conditions, kind="H", original="same") -> ClaimResult:
+    return ClaimResult("C0", "test_c0", kind, "a claim", list(conditions), asserts="x holds", original=original)
+
+
+def test_deciding_is_the_first_decided_failure_even_after_an_inconclusive_one():
+    r = _result(cond("wide", 1.0, ">", 0.0, interval=(-1.0, 2.0)), cond("ok", 5.0, ">", 0.0),
+                cond("fails", -1.0, ">", 0.0), cond("fails too", -2.0, ">", 0.0))
+    assert r.value is Verdict.REFUTED and r.deciding() == 2
+    assert r.to_json()["deciding"] == 2
+
+
+def test_deciding_is_the_first_inconclusive_condition_when_none_fails():
+    r = _result(cond("ok", 5.0, ">", 0.0), cond("wide", 1.0, ">", 0.0, interval=(-1.0, 2.0)),
+                cond("wider", 1.0, ">", 0.0, interval=(-5.0, 5.0)))
+    assert r.value is Verdict.INCONCLUSIVE and r.deciding() == 1
+
+
+def test_deciding_is_the_condition_closest_to_its_bound_when_all_hold():
+    # relative margins: far 0.9 (value 10 vs 1); near-by-interval: the interval's low end 1.1 against 1.0 is
+    # closer (0.09) than its value 3.0 would say; a text check and an equality rank after every numeric one
+    r = _result(check("a compound check", True, "yes", "==", "yes"), cond("far", 10.0, ">", 1.0),
+                cond("near by its interval", 3.0, ">", 1.0, interval=(1.1, 4.0)), cond("count", 7, "==", 7),
+                cond("middle", 2.0, ">", 1.0))
+    assert r.value is Verdict.REPLICATES and r.deciding() == 2
+    # without the interval the same value is far from its bound
+    r.conditions[2] = cond("no interval", 3.0, ">", 1.0)
+    assert r.deciding() == 4
+    # "within": the unused share of the tolerance
+    r = _result(cond("centred", 0.5, "within", (0.5, 0.1)), cond("edge", 0.59, "within", (0.5, 0.1)),
+                cond("far", 100.0, "<", 1000.0))
+    assert r.deciding() == 1
+    # only non-numeric conditions: the first
+    assert _result(check("a", True, "yes", "==", "yes"), cond("n", 3, "==", 3)).deciding() == 0
+    assert _result().deciding() is None
+
+
+def test_deciding_works_on_records_stored_before_it_existed():
+    """Old records have no ``deciding`` and (older still) no ``status``: computed from the conditions."""
+    from semphase.report import deciding_text, key_numbers
+
+    old = {"claim": "C0", "test": "test_c0", "kind": "H", "statement": "s", "applicable": True, "asserted": True,
+           "verdict": "does NOT replicate", "verdict_value": "does NOT replicate", "reason": "",
+           "conditions": [{"name": "ok", "value": 2.0, "op": ">", "target": 1.0, "ok": True, "interval": None,
+                           "unit": None, "inconclusive": False},
+                          {"name": "fails", "value": 0.5, "op": ">", "target": 1.0, "ok": False, "interval": [0.2, 0.7],
+                           "unit": "chunks", "inconclusive": False}]}
+    assert deciding_index(old["conditions"]) == 1
+    assert deciding_text(old) == "fails = 0.5 [0.2, 0.7] (needs > 1)"
+    assert key_numbers(old, 1) == deciding_text(old)
+    done = ClaimSet({}).complete(old)
+    assert done["deciding"] == 1 and "deciding" not in old  # a copy
+    held = dict(old, conditions=[dict(old["conditions"][0], value=1.05), dict(old["conditions"][0], name="far", value=9.0)])
+    assert deciding_index(held["conditions"]) == 0
+
+
+# -- what a result says about the original's claim ----------------------------------------------------
+
+@pytest.mark.parametrize("kind, original, conditions, expected", [
+    ("H", "same", [("x", 1.0, ">", 0.0, None)], "supported"),
+    ("H", "same", [("x", -1.0, ">", 0.0, None)], "contradicted"),
+    ("H", "opposite", [("x", 1.0, ">", 0.0, None)], "contradicted"),
+    ("H", "opposite", [("x", -1.0, ">", 0.0, None)], "supported"),
+    ("H", "same", [("x", 1.0, ">", 0.0, (-1.0, 2.0))], "undecided"),
+    ("H", "opposite", [("x", 1.0, ">", 0.0, (-1.0, 2.0))], "undecided"),
+    ("A", "opposite", [("x", 1.0, ">", 0.0, None)], "contradicted"),
+    ("A", "same", [("x", 1.0, ">", 0.0, None)], "supported"),
+    ("S", None, [("x", 1.0, ">", 0.0, None)], "n/a"),
+    ("R", "same", [("x", 1.0, ">", 0.0, None)], "number reproduced"),
+    ("R", "same", [("x", -1.0, ">", 0.0, None)], "undecided"),
+])
+def test_original_verdict_both_polarities(kind, original, conditions, expected):
+    r = _result(*[cond(n, v, op, t, interval=ci) for n, v, op, t, ci in conditions], kind=kind, original=original)
+    assert r.original_verdict() == expected
+    assert r.to_json()["original_verdict"] == expected
+
+
+def test_original_verdict_is_undecided_when_skipped_or_not_asserted_and_a_rule_may_override_it():
+    r = _result(cond("x", 1.0, ">", 0.0))
+    assert r.original_verdict() == "supported"
+    r.asserted = False
+    assert r.original_verdict() == "undecided"
+    r.asserted = True
+    r.skip("needs part z")
+    assert r.original_verdict() == "undecided"
+    r = _result(cond("x", -1.0, ">", 0.0), original="opposite")
+    assert r.original_verdict() == "supported"
+    r.original_override, r.original_reason = "undecided", "g is not an erf here"
+    j = r.to_json()
+    assert j["original_verdict"] == "undecided" and j["original_reason"] == "g is not an erf here"
+    assert j["verdict"] == "does NOT replicate"  # the verdict itself is unchanged
+
+
+def test_rule_declares_the_sentence_and_polarity_and_the_set_the_original_claim():
+    @rule("C0", "test_c0_x", "H", "the full rule", asserts="x is positive", original="opposite")
+    def body(ev, r):
+        r.conditions.append(cond("x", ev["x"], ">", 0))
+
+    claims = ClaimSet([body], original_claims={"C0": "x is negative"})
+    j = claims.evaluate({"x": 2.0}, "test_c0_x").to_json()
+    assert (j["asserts"], j["original"], j["original_claim"]) == ("x is positive", "opposite", "x is negative")
+    assert j["verdict"] == "replicates" and j["original_verdict"] == "contradicted"
+    for bad in ({"kind": "Q"}, {"original": "maybe"}, {"kind": "S", "original": "same"}):
+        args = {"kind": "H", "original": "same", **bad}
+        with pytest.raises(ValueError):
+            rule("C0", "test_c0_bad", args["kind"], "s", asserts="a", original=args["original"])
+
+
+def test_every_registered_rule_declares_its_sentence_polarity_and_original_claim():
+    for exp in registry.all_experiments():
+        for test in exp.claims.order:
+            f = exp.claims.rule(test)
+            assert f.asserts and len(f.asserts) < 200, f"{exp.id}: {test} declares no short sentence (asserts=...)"
+            assert "\n" not in f.asserts
+            if f.kind == "S":
+                assert f.original is None, test
+            else:
+                assert f.original in ("same", "opposite"), f"{exp.id}: {test} declares no polarity (original=...)"
+                assert exp.claims.original_claims.get(f.claim), f"{exp.id}: no ORIGINAL_CLAIMS entry for {f.claim}"
+
+
+# -- arithmetic ---------------------------------------------------------------------------------------
+
+def test_arithmetic_kind_has_its_own_words_and_is_counted_apart(tmp_path):
+    from semphase.report import OutputLayout, render_summary, write_json
+
+    r = _result(cond("x", 1, "<", 5), kind="A")
+    assert r.verdict() == "holds (arithmetic)" and r.value is Verdict.REPLICATES
+    r.conditions = [cond("x", 9, "<", 5)]
+    assert r.verdict() == "fails (arithmetic)"
+    assert ClaimSet({"t": lambda ev: _result(cond("x", 1, "<", 5), kind="A")}).evaluate(
+        {"asserts_claims": False}, "t").value is Verdict.NOT_ASSERTED  # like H: not asserted at smoke
+    # the arithmetic rows of exp10 are declared A
+    exp10 = registry.get("exp10").claims
+    for test in ("test_c25_reproduce_flop_arithmetic", "test_c25_whole_model_saving_below_5pct",
+                 "test_c29_reproduce_equal_flop_arithmetic", "test_c29_whole_model_extra_tokens_below_one"):
+        assert exp10.rule(test).kind == "A", test
+    # the totals count H, R, A and S apart
+    from semphase.report import totals
+
+    rows = [{"kind": k, "verdict": v, "verdict_value": vv, "original_verdict": o} for k, v, vv, o in (
+        ("H", "replicates", "replicates", "supported"), ("H", "does NOT replicate", "does NOT replicate", "supported"),
+        ("H", "inconclusive", "inconclusive", "undecided"), ("A", "holds (arithmetic)", "replicates", "contradicted"),
+        ("A", "holds (arithmetic)", "replicates", "supported"), ("R", "skipped", "skipped", "undecided"),
+        ("S", "sane", "replicates", "n/a"), ("H", "error (test failed: boom)", "replicates", "supported"))]
+    assert totals(rows) == ("Totals: hypothesis tests (H): 1 replicate, 1 do NOT replicate, 1 inconclusive, 1 error; "
+                            "reproduction tests (R): 1 skipped; arithmetic (A): 2 hold; sanity checks (S): 1 sane. "
+                            "The original's claims, by the hypothesis and arithmetic tests: 4 supported, "
+                            "1 contradicted, 1 undecided.")
+    # in the summary, an arithmetic row is counted as arithmetic, not as a replication
+    layout = OutputLayout.make(tmp_path)
+    layout.ensure_writable()
+    claims = [ClaimResult("C29", "test_c29_whole_model_extra_tokens_below_one", "A", "s", [cond("x", 0.3, "<", 1)]),
+              ClaimResult("C18", "test_c18_heldout_removable_below_30pct", "H", "s", [cond("n", 20, "<", 81)])]
+    write_json(layout.data / "exp10_m.json", {"evidence": {"experiment": "exp10", "model": "m", "tag": "m"},
+                                              "claims": [c.to_json() for c in claims]})
+    text = render_summary(layout)
+    assert "Totals: hypothesis tests (H): 1 replicate; arithmetic (A): 1 hold." in text
+    assert "| holds (arithmetic) | x = 0.3 (needs < 1) | supported |" in text
+    assert "| replicates | n = 20 (needs < 81) | contradicted |" in text  # C18's sceptical assertion held
+
+
+def test_a_stored_record_is_completed_from_the_current_declarations_without_reevaluation():
+    """A record stored as H before the kind A existed reads as A, with the current sentence and the
+    original's claim; its verdict value and conditions are the stored ones."""
+    exp10 = registry.get("exp10").claims
+    stored = ClaimResult("C29", "test_c29_whole_model_extra_tokens_below_one", "H", "old statement",
+                         [cond("extra tokens", 0.3, "<", 1.0)]).to_json()
+    for key in ("asserts", "original", "original_claim", "original_override", "original_reason", "deciding",
+                "original_verdict"):
+        stored.pop(key)
+    done = exp10.complete(stored)
+    assert done["kind"] == "A" and done["verdict"] == "holds (arithmetic)" and done["verdict_value"] == "replicates"
+    assert done["asserts"] == exp10.rule("test_c29_whole_model_extra_tokens_below_one").asserts
+    assert done["original_claim"] == exp10.original_claims["C29"] and done["original_verdict"] == "supported"
+    assert done["statement"] == "old statement" and done["deciding"] == 0
+
+
+# -- C16's rows across models, listed per model ---------------------------------------------------------
+
+def test_a_per_model_exp9_record_lists_the_cross_model_and_device_tests_as_skipped():
+    exp9 = registry.get("exp9").claims
+    ev = {"model": "m", "missing_reason": "exp8 measured nothing here", "row": {}}
+    assert [r.test for r in exp9.evaluate_all(ev)] == ["test_exp9_evidence_sane", "test_c16_reproduce_delta_bic"]
+    results = {r.test: r for r in exp9.skipped_extra(ev)}
+    for test, why in (("test_c16_sigma_converges_to_inverse_sqrt_pi", "needs two or more --model"),
+                      ("test_c16_theta_grows_with_depth", "needs two or more --model"),
+                      ("test_device_consistency", "needs an accelerator: --device cuda beside cpu")):
+        assert results[test].value is Verdict.SKIPPED and results[test].reason.startswith(why), test
+        assert results[test].asserts and results[test].original_claim
+    # derived evidence evaluates its own rules and lists nothing extra
+    cross = {"kind": "cross-model", "rows": []}
+    assert [r.test for r in exp9.evaluate_all(cross)] == ["test_c16_sigma_converges_to_inverse_sqrt_pi",
+                                                          "test_c16_theta_grows_with_depth"]
+    assert exp9.skipped_extra(cross) == []
+
+
+def test_published_and_rendered_per_model_records_list_the_extra_rules_as_skipped(tmp_path):
+    """``publish`` stores them; a record stored before (without them) shows them when rendered."""
+    from semphase.report import OutputLayout, load_records, publish, record_claims
+
+    exp = registry.get("exp9")
+    layout = OutputLayout.make(tmp_path)
+    layout.ensure_writable()
+    ev = {"experiment": "exp9", "model": "m", "tag": "m", "missing_reason": "nothing measured", "row": {}}
+    old = [r.to_json() for r in exp.claims.evaluate_all(ev)]
+    rec = {"evidence": ev, "claims": old}
+    shown = [c["test"] for c in record_claims(exp, rec)]
+    assert shown == exp.claims.order
+    publish(exp, layout, ev, old)
+    stored = load_records(layout, "exp9")[0]["claims"]
+    assert [c["test"] for c in stored] == exp.claims.order
+    assert [c["verdict"] for c in stored[2:]] == ["skipped"] * 3
+
+
+# -- the tidy table -----------------------------------------------------------------------------------
+
+def test_tidy_table_round_trips_through_csv_and_jsonl(tmp_path):
+    pd = pytest.importorskip("pandas")
+    import csv
+    import json
+
+    from semphase.report import TIDY_COLUMNS, OutputLayout, write_json, write_summary
+
+    layout = OutputLayout.make(None, tmp_path)
+    layout.ensure_writable()
+    claims = [ClaimResult("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", "s",
+                          [cond("mean τ", 0.7, ">", 0.2, interval=(0.1, 0.8), unit="words"),
+                           cond("a, \"quoted\" name | with a bar", 1.5, ">", 1.0)], asserts="τ, \"quoted\", ok",
+                          original="same").to_json(),
+              ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H", "s", []).skip("needs z").to_json()]
+    write_json(layout.data / "exp1_m.json", {"evidence": {"experiment": "exp1", "model": "m", "tag": "m",
+                                                          "budget": "quick"}, "claims": claims})
+    sub = OutputLayout.make(tmp_path / "results" / "parts-cpu")
+    sub.ensure_writable()
+    write_json(sub.data / "exp1_m.json", {"evidence": {"experiment": "exp1", "model": "m", "tag": "m"}, "claims": [
+        ClaimResult("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", "s",
+                    [cond("fraction", 0.1, ">=", 0.6)]).to_json()]})
+    write_summary(layout)
+    frame = pd.read_csv(layout.reports / "claims.csv")
+    lines = pd.read_json(layout.reports / "claims.jsonl", lines=True)
+    assert list(frame.columns) == TIDY_COLUMNS and list(lines.columns) == TIDY_COLUMNS
+    assert len(frame) == len(lines) == 3  # the skipped row and the other folder's row included
+    row = frame[frame.test == "test_c2_fan_ordering_beats_shuffled_sense_null"].iloc[0]
+    assert row.verdict == "inconclusive" and row.deciding_name == "mean τ" and row.deciding_value == 0.7
+    assert (row.deciding_low, row.deciding_high, row.deciding_unit) == (0.1, 0.8, "words")
+    assert row.asserts == "τ, \"quoted\", ok" and row.original_verdict == "undecided" and row.folder == "results"
+    assert row.report == "exp1_results.md#m" and row.data_file == "../results/data/exp1_m.json"
+    other = frame[frame.folder == "results/parts-cpu"].iloc[0]
+    assert other.verdict == "does NOT replicate" and other.original_verdict == "contradicted"
+    assert other.report == "../results/parts-cpu/reports/exp1_results.md#m"
+    skipped = frame[frame.verdict == "skipped"].iloc[0]
+    assert pd.isna(skipped.deciding_name) and skipped.test == "test_c1_context_after_target_has_no_effect"
+    # the two files hold the same rows (the CSV read back with the csv module, text for text)
+    with open(layout.reports / "claims.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    jl = [json.loads(l) for l in (layout.reports / "claims.jsonl").read_text(encoding="utf-8").splitlines()]
+    for a, b in zip(rows, jl):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == ("" if b[k] is None else repr(b[k]) if isinstance(b[k], float) else str(b[k])), k

@@ -25,7 +25,9 @@ def _claim_tokens_statement(ev: dict) -> str:
             if _is_gpt2(ev) else ""))
 
 
-@rule("S", "test_exp1_every_target_single_token_for_this_model", "S", _claim_tokens_statement)
+@rule("S", "test_exp1_every_target_single_token_for_this_model", "S", _claim_tokens_statement,
+      asserts="every measured target word is one token found at its position, and enough words remain",
+      original=None)
 def claim_tokens(ev: dict, r: ClaimResult) -> None:
     need = _words_needed(ev)
     listed = isinstance(ev.get("words_skipped"), dict)
@@ -44,7 +46,9 @@ def _claim_c1_statement(ev: dict) -> str:
             "at every layer")
 
 
-@rule("C1", "test_c1_context_after_target_has_no_effect", "H", _claim_c1_statement)
+@rule("C1", "test_c1_context_after_target_has_no_effect", "H", _claim_c1_statement,
+      asserts="text added after the target word leaves its σ unchanged at every layer",
+      original="same")
 def claim_c1(ev: dict, r: ClaimResult) -> None:
     c = ev["c1"]
     if not c["n_pairs"]:
@@ -77,7 +81,9 @@ def _null_needs(key: str):
 
 
 @rule("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", with_position_note(_claim_c2_statement),
-      needs=_null_needs("c2"))
+      needs=_null_needs("c2"),
+      asserts="the last layer's σ is ordered by context strength more than under shuffled senses",
+      original="same")
 def claim_c2(ev: dict, r: ClaimResult) -> None:
     c = ev["c2"]
     r.conditions.append(cond("mean τ vs null 95th percentile", c["mean_tau"], ">", c["null"]["q95"]))
@@ -104,7 +110,10 @@ def _claim_c3_statement(ev: dict) -> str:
 
 
 @rule("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", with_position_note(_claim_c3_statement),
-      needs=_null_needs("c3"))
+      needs=_null_needs("c3"),
+      asserts="the largest σ jump falls at the last block for most words, more often than under random or "
+              "shuffled directions",
+      original="same")
 def claim_c3(ev: dict, r: ClaimResult) -> None:
     c = ev["c3"]
     sh = c["shuffled_sense_directions"]
@@ -122,9 +131,18 @@ def claim_c3(ev: dict, r: ClaimResult) -> None:
                  "last_block_share_of_abs_jumps": c["last_block_share_of_abs_jumps"]}
 
 
+# The original study's claim for each claim ID, in one sentence (science.md 16 and the experiment's
+# section): what the "original's claim" column of the reports says is supported or contradicted.
+ORIGINAL_CLAIMS = {
+    "C1": "context placed after the target word does not affect its representation (the causal mask)",
+    "C2": "the sense direction σ of every ambiguous word fans out in the order of the context's strength (9 of 9 "
+          "words)",
+    "C3": "sense fixing has two stages, with a universal jump at the last block (l/L ≈ 0.92)",
+}
+
 CLAIMS = ClaimSet({
     "test_exp1_every_target_single_token_for_this_model": claim_tokens,
     "test_c1_context_after_target_has_no_effect": claim_c1,
     "test_c2_fan_ordering_beats_shuffled_sense_null": claim_c2,
     "test_c3_last_block_jump_beats_random_direction_null": claim_c3,
-})
+}, original_claims=ORIGINAL_CLAIMS)

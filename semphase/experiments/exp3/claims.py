@@ -11,7 +11,9 @@ from .measure import ALPHA_BAND, CROSS_MODEL_BAR, ORIGINAL_RMSE_BAR
 @rule("C6", "test_c6_circular_h_fixes_the_final_layer", "S",
       "invariant that documents the original's circularity: with h = σ_L/max|σ_L|, the final layer's "
       "R² is 1 by construction (within 1e-9) for every word",
-      needs=requires_words)
+      needs=requires_words,
+      asserts="with the original's circular h, the final layer's R² is 1 by construction",
+      original=None)
 def claim_h_circular(ev: dict, r: ClaimResult) -> None:
     r.conditions.append(cond("max |R²_L - 1| over words (circular h)", ev["c6"]["circular_r2_final_max_dev"], "<", 1e-9))
 
@@ -19,7 +21,9 @@ def claim_h_circular(ev: dict, r: ClaimResult) -> None:
 @rule("C6", "test_c6_linearity_rises_with_depth", "H", with_position_note(
       "linearity increases with depth: with h = level/4, the median over words of Spearman(i, R²_i) for "
       "i = 0..L-1 exceeds 0.5"),
-      needs=requires_words)
+      needs=requires_words,
+      asserts="linearity in the context strength h rises with depth (median Spearman above 0.5)",
+      original="same")
 def claim_c6_depth(ev: dict, r: ClaimResult) -> None:
     c = ev["c6"]
     r.conditions.append(cond("median Spearman(i, R²_i)", c["median_spearman"], ">", 0.5))
@@ -43,7 +47,9 @@ def _claim_c6_position_statement(ev: dict) -> str:
 
 
 @rule("C6", "test_c6_h_effect_survives_position_control", "H", _claim_c6_position_statement,
-      needs=_needs("c6.position.position_identified"))
+      needs=_needs("c6.position.position_identified"),
+      asserts="the effect of the context strength h is not explained by the target's position",
+      original="same")
 def claim_c6_position(ev: dict, r: ClaimResult) -> None:
     c = ev["c6"]["position"]
     r.conditions.append(cond("largest p of h at i >= L/2 (word-clustered SE)", c["max_h_p_deep"], "<", 0.01))
@@ -65,7 +71,9 @@ def _claim_c7_statement(ev: dict) -> str:
 
 
 @rule("C7", "test_c7_response_shape_universal_beats_nulls", "H", with_position_note(_claim_c7_statement),
-      needs=requires_words)
+      needs=requires_words,
+      asserts="the response shape f(l) agrees across words more than under random or shuffled directions",
+      original="same")
 def claim_c7(ev: dict, r: ClaimResult) -> None:
     c, nl = ev["c7"], ev["nulls"]
     r.conditions += _beats_nulls(nl, "mean corr", c["mean_corr"], ">", "corr_q95", "q95")
@@ -79,7 +87,9 @@ def claim_c7(ev: dict, r: ClaimResult) -> None:
       f"original's {ORIGINAL_RMSE_BAR}, decided on its 95 % interval from the two-stage bootstrap (words with "
       "replacement, then prompts within levels inside each drawn word; inconclusive while it straddles the bar), and "
       "below the 5th percentile of the same statistic with random unit and with shuffled-sense directions"),
-      needs=_needs("c8.unit"))
+      needs=_needs("c8.unit"),
+      asserts="one g(l/L) fits every word (mean RMSE below 0.08 and below the nulls)",
+      original="same")
 def claim_c8(ev: dict, r: ClaimResult) -> None:
     c, nl = ev["c8"], ev["nulls"]
     r.conditions += [cond("mean RMSE of g", c["mean_rmse"], "<", ORIGINAL_RMSE_BAR, interval=c["boot_ci95"],
@@ -99,7 +109,9 @@ SHAPE_WINNERS = ("erf", "sigmoid")
       "layer (l/L of its argmax < 1) and (3) the final point lies below that peak by more than the bootstrap noise: "
       "the drop max_{i<L} g_mean(i) - g_mean(L) > 0, decided on its 95 % interval from the two-stage bootstrap (words "
       "with replacement, then prompts within levels inside each drawn word; inconclusive while it straddles 0)"),
-      needs=_needs("shape.drop_before_last"))
+      needs=_needs("shape.drop_before_last"),
+      asserts="g is best fitted by erf or sigmoid and peaks before the last layer, then drops",
+      original="same")
 def claim_c9_form(ev: dict, r: ClaimResult) -> None:
     c, sh = ev["c9"], ev["shape"]
     best = c["best_full"]
@@ -122,7 +134,9 @@ def _claim_c9_linear_statement(ev: dict) -> str:
 
 
 @rule("C9", "test_c9_truncated_g_nearly_linear", "H", with_position_note(_claim_c9_linear_statement),
-      needs=requires_words)
+      needs=requires_words,
+      asserts="g before its final drop is nearly linear (α's interval overlaps 0.9-1)",
+      original="same")
 def claim_c9_linear(ev: dict, r: ClaimResult) -> None:
     lo, hi = ALPHA_BAND
     c = ev["c9"]
@@ -135,7 +149,9 @@ def claim_c9_linear(ev: dict, r: ClaimResult) -> None:
 @rule("C8", "test_c8_g_universal_across_models", "H",
       f"g(l/L) is the same across model sizes: for every pair of models, the correlation of g_mean is >= "
       f"{CROSS_MODEL_BAR} and exceeds the 95th percentile of correlations with the other model's "
-      "random-direction g")
+      "random-direction g",
+      asserts="g(l/L) is the same across model sizes (correlation above the bar and above the null)",
+      original="same")
 def claim_cross(ev: dict, r: ClaimResult) -> None:
     for p in ev["pairs"]:
         tag = " vs ".join(p["models"])
@@ -143,6 +159,16 @@ def claim_cross(ev: dict, r: ClaimResult) -> None:
                          cond(f"corr vs null q95, {tag}", p["corr"], ">", p["null_corr_q95"])]
     r.numbers = {"pairs": ev["pairs"]}
 
+
+# The original study's claim for each claim ID, in one sentence (science.md 16 and the experiment's
+# section): what the "original's claim" column of the reports says is supported or contradicted.
+ORIGINAL_CLAIMS = {
+    "C6": "σ becomes linear in the context strength h as depth grows (non-linear only at layers 0-1)",
+    "C7": "the response profile f(l) has one shape across words (pairwise r > 0.96)",
+    "C8": "σ = h·f_max·g(l/L) with one permeation function g across words (RMSE < 0.08) and model sizes (r = 0.98)",
+    "C9": "g is an erf (GPT-2 small) or a sigmoid (medium) that rises nearly linearly (α ≈ 0.9-1) before a final "
+          "drop",
+}
 
 CLAIMS = ClaimSet({
     "test_c6_circular_h_fixes_the_final_layer": claim_h_circular,
@@ -152,4 +178,5 @@ CLAIMS = ClaimSet({
     "test_c8_g_universal_across_words_beats_null": claim_c8,
     "test_c9_g_form_erf_or_sigmoid": claim_c9_form,
     "test_c9_truncated_g_nearly_linear": claim_c9_linear,
-}, extra={"test_c8_g_universal_across_models": claim_cross})
+}, extra={"test_c8_g_universal_across_models": claim_cross}, original_claims=ORIGINAL_CLAIMS,
+   extra_reasons={"cross-model": "needs two or more --model (evaluated on the comparison across models)"})

@@ -21,7 +21,9 @@ from . import measure as m
 ORIGINAL_DELTA_BIC = {"gpt2": 13.98, "gpt2-medium": -5.85}  # science.md 9.5, derived from the 8B tables
 
 
-@rule("S", "test_exp9_evidence_sane", "S", "the model's σ_free, Θ and ΔBIC are finite (exp8 measured them)")
+@rule("S", "test_exp9_evidence_sane", "S", "the model's σ_free, Θ and ΔBIC are finite (exp8 measured them)",
+      asserts="this model's σ_free, Θ and ΔBIC from exp8 are finite",
+      original=None)
 def claim_sanity(ev: dict, r: ClaimResult) -> None:
     if r.skip_if(ev.get("missing_reason")):
         return
@@ -45,7 +47,9 @@ def _reproduction(ev: dict) -> str | None:
 
 @rule("C16", "test_c16_reproduce_delta_bic", "R",
       "ΔBIC(cos_pi_0p − erf) within 0.05 of +13.98 (gpt2) / −5.85 (gpt2-medium), derived from the original's 8B tables",
-      needs=_reproduction)
+      needs=_reproduction,
+      asserts="GPT-2's ΔBIC(cos_pi_0p − erf), derived from the 8B tables, recomputes",
+      original="same")
 def claim_c16_reproduce(ev: dict, r: ClaimResult) -> None:
     want = ORIGINAL_DELTA_BIC[registry_name(ev["model"])]
     r.conditions.append(cond("ΔBIC(cos_pi_0p − erf)", ev["row"]["delta_bic_cos_minus_erf"], "within", (want, 0.05)))
@@ -60,7 +64,9 @@ def _two_models(ev: dict) -> str | None:
 @rule("C16", "test_c16_sigma_converges_to_inverse_sqrt_pi", "H",
       f"σ_free of g(l/L) extrapolates to 1/√π with depth: the weighted fit σ_free = a + b/n_layers gives a 95 % "
       f"interval of σ(∞) = a narrower than {m.WIDTH_BAR} that contains 1/√π (wider: inconclusive, underpowered)",
-      needs=_two_models)
+      needs=_two_models,
+      asserts="σ_free extrapolates to 1/√π with depth, within a narrow interval",
+      original="same")
 def claim_c16_sigma(ev: dict, r: ClaimResult) -> None:
     s = ev["sigma_scaling"]
     width = s["width"]
@@ -79,7 +85,9 @@ def claim_c16_sigma(ev: dict, r: ClaimResult) -> None:
       f"the path length Θ grows with depth: Θ(deepest model) − Θ(shallowest) > {m.THETA_GROWTH} rad (95 % interval), "
       "so a depth-independent Θ = π²/2 fails",
       needs=lambda ev: _two_models(ev) or (None if ev["theta_scaling"].get("growth") else
-                                           ev["theta_scaling"].get("note", "no Θ measured")))
+                                           ev["theta_scaling"].get("note", "no Θ measured")),
+      asserts="the path length Θ grows with depth, so a constant π²/2 fails",
+      original="opposite")
 def claim_c16_theta(ev: dict, r: ClaimResult) -> None:
     g = ev["theta_scaling"]["growth"]
     r.conditions.append(cond(f"Θ({g['deep']}) − Θ({g['shallow']}) (rad)", g["diff"], ">", m.THETA_GROWTH,
@@ -90,7 +98,9 @@ def claim_c16_theta(ev: dict, r: ClaimResult) -> None:
 @rule("C16", "test_device_consistency", "H",
       "the σ curves of the original's words (and the rotation angles) agree between the CPU and the accelerator "
       "(max |Δσ| < 1e-4 with TF32 off, < 5e-3 with it on) and σ_final still varies across each word's prompts "
-      "(range > 0.1) on every device and setting: no collapse")
+      "(range > 0.1) on every device and setting: no collapse",
+      asserts="σ curves agree between the CPU and the accelerator, TF32 on or off, and do not collapse",
+      original="opposite")
 def claim_device(ev: dict, r: ClaimResult) -> None:
     for setting, rec in ev["settings"].items():
         r.conditions.append(cond(f"max |Δσ|, TF32 {setting}", rec["max_abs_diff_sigma"], "<", ev["bars"][setting]))
@@ -101,6 +111,20 @@ def claim_device(ev: dict, r: ClaimResult) -> None:
         r.conditions.append(cond(f"smallest σ_final range across prompts ({where}, {word})", low, ">", ev["collapse_bar"]))
 
 
+# The original study's claim for each claim ID, in one sentence (science.md 16 and the experiment's
+# section): what the "original's claim" column of the reports says is supported or contradicted.
+ORIGINAL_CLAIMS = {
+    "C16": "σ_free converges to 1/√π as depth grows, the path length Θ is a depth-independent π²/2, and the "
+           "collapsed σ of the CUDA run came from TF32 arithmetic",
+}
+
+# Why a per-model record cannot evaluate the extra rules: each per-model record lists them as skipped
+# with this reason, so a run on one model on the CPU still shows their rows.
+EXTRA_REASONS = {"cross-model": "needs two or more --model (the scaling tests are evaluated across models)",
+                 "device-consistency": "needs an accelerator: --device cuda beside cpu (the device test "
+                                       "compares the two)"}
+
 CLAIMS = ClaimSet([claim_sanity, claim_c16_reproduce], extra=[claim_c16_sigma, claim_c16_theta, claim_device],
                   kinds={"cross-model": ("test_c16_sigma_converges_to_inverse_sqrt_pi", "test_c16_theta_grows_with_depth"),
-                         "device-consistency": ("test_device_consistency",)})
+                         "device-consistency": ("test_device_consistency",)}, original_claims=ORIGINAL_CLAIMS,
+                  extra_reasons=EXTRA_REASONS)
