@@ -24,6 +24,10 @@ def test_c13_sigma_pi_not_singled_out(check_claim):
     check_claim()
 
 
+def test_c13_inverse_sqrt_pi_rejected(check_claim):
+    check_claim()
+
+
 def test_c14_reproduce_bic_ranking(check_claim):
     check_claim()
 

@@ -58,8 +58,14 @@ def test_planted_one_half_excludes_inverse_sqrt_pi(noise, seed):
     assert not part["pi_identified"]
 
 
-def _ev8(part: dict) -> dict:
-    return {"model": "m", "asserts_claims": True, "sigma_erf": part}
+SHAPE_OK = {"shape": {"peak_x": 0.9, "drop_before_last": 0.1, "drop_before_last_ci95": [0.05, 0.15]},
+            "best_shape_model": "erf"}  # C9's shape test holds: the gate of C13/C14 is open
+SHAPE_BAD = {"shape": {"peak_x": 1.0, "drop_before_last": -0.38, "drop_before_last_ci95": [-0.41, -0.35]},
+             "best_shape_model": "sigmoid"}  # SmolLM2's g: no drop before the last layer
+
+
+def _ev8(part: dict, g: dict | None = None, key: str = "sigma_erf") -> dict:
+    return {"model": "m", "asserts_claims": True, key: part, "g": SHAPE_OK if g is None else g}
 
 
 def test_c13_rule_fails_when_only_inverse_sqrt_pi_is_inside():
@@ -81,12 +87,35 @@ def test_c14_rule_fails_when_a_zero_parameter_pi_curve_is_the_data():
     boot = curves[rng.integers(0, 20, size=(50, 20))].mean(1)
     part = m8.pi_models_part(x, curves.mean(0), boot, "words")
     assert part["best"] == "cos_pi_0p"
-    assert CLAIMS8.evaluate({"model": "m", "pi_models": part}, "test_c14_zero_parameter_pi_model_not_best").value \
+    assert CLAIMS8.evaluate(_ev8(part, key="pi_models"), "test_c14_zero_parameter_pi_model_not_best").value \
         is Verdict.REFUTED
     x2, g2, boot2 = _synthetic_g(0.4, 20, 0.002, 25, rng)
     part2 = m8.pi_models_part(x2, g2, boot2, "words")
-    assert CLAIMS8.evaluate({"model": "m", "pi_models": part2},
+    assert CLAIMS8.evaluate(_ev8(part2, key="pi_models"),
                             "test_c14_zero_parameter_pi_model_not_best").value is Verdict.REPLICATES
+    # where g lacks the shape the π models describe (C9's shape test fails), C14 is undecided either way
+    for p in (part, part2):
+        assert CLAIMS8.evaluate(_ev8(p, SHAPE_BAD, key="pi_models"),
+                                "test_c14_zero_parameter_pi_model_not_best").value is Verdict.INCONCLUSIVE
+
+
+def test_c13_rules_follow_the_spec_and_the_shape_gate():
+    """C13 by science.md 8.8's rule: a competitor inside the σ interval replicates, none inside does not; the LR
+    row replicates when 1/√π is rejected; both are inconclusive where C9's shape test fails; an interval holding
+    no constant at all leaves the original's claim undecided by the first row."""
+    rng = np.random.default_rng(3)
+    far = m8.sigma_part(*_synthetic_g(1.4, 30, 0.002, 31, rng), "words")  # σ far from every constant
+    assert not any(far["inside_boot_ci"].values())
+    r = CLAIMS8.evaluate(_ev8(far), "test_c13_sigma_pi_not_singled_out")
+    assert r.value is Verdict.REFUTED and r.original_verdict() == "undecided"
+    rej = CLAIMS8.evaluate(_ev8(far), "test_c13_inverse_sqrt_pi_rejected")
+    assert rej.value is Verdict.REPLICATES and rej.original_verdict() == "contradicted"
+    pi = m8.sigma_part(*_synthetic_g(fits.SIGMA_PI, 30, 0.002, 31, rng), "words")
+    assert CLAIMS8.evaluate(_ev8(pi), "test_c13_inverse_sqrt_pi_rejected").value is Verdict.REFUTED
+    for part in (far, pi):
+        for test in ("test_c13_sigma_pi_not_singled_out", "test_c13_inverse_sqrt_pi_rejected"):
+            res = CLAIMS8.evaluate(_ev8(part, SHAPE_BAD), test)
+            assert res.value is Verdict.INCONCLUSIVE and "C9's shape test" in res.reason
 
 
 def _theta(theta_over_pi: float, n_chunks: int = 8, L: int = 4, ctx: int = 128, jitter: float = 0.01, seed: int = 0):
@@ -109,6 +138,24 @@ def test_theta_statistics_and_the_c15_rule_at_planted_values():
     assert CLAIMS8.evaluate(_ev_rot(s2), "test_c15_theta_not_integer_multiple_of_pi").value is Verdict.REFUTED
     s3 = m8.theta_stats(_theta(1.9, jitter=0.0), True, n_boot=50)  # 0.1 from 2: on the bound
     assert s3["n_positions"] == 8 * 127
+
+
+def test_c15_uniform_null_catches_concentration_below_the_original_bar():
+    """Half the positions at Θ/π = 2 (an integer), half at 1.5: fewer than 90 % lie within 0.1 of an integer, so
+    the original's criterion passes, but the fraction (about 0.5) is far above a uniform Θ/π's 0.2, and the rule
+    fails; the row names the uniform control."""
+    rng = np.random.default_rng(5)
+    L, ctx = 4, 128
+    chunks = []
+    for _ in range(8):
+        per_pos = np.where(np.arange(ctx) % 2 == 0, 2.0, 1.5) * math.pi / L
+        chunks.append(np.tile(per_pos, (L, 1)) + rng.normal(0, 0.005, size=(L, ctx)))
+    s = m8.theta_stats(chunks, False)
+    assert 0.4 < s["frac_within_own_integer"] < 0.9
+    assert s["frac_within_own_integer_ci95"][0] > 0.2
+    r = CLAIMS8.evaluate(_ev_rot(s), "test_c15_theta_not_integer_multiple_of_pi")
+    assert r.value is Verdict.REFUTED and "uniform" in r.reason
+    assert [c.status for c in r.conditions][1:] == ["ok", "fails"]
 
 
 def test_rotation_angles_match_a_plain_computation(tiny_neox):

@@ -45,11 +45,37 @@ def _ratio_cond(ev: dict, k: int, op: str, bound: float, label: str):
     return cond(f"{label}: PPL ratio at K = {k}", r["ratio"], op, bound, interval=r["ratio_ci95"], unit=ev["interval_unit"])
 
 
+MIN_CONTROL_DRAWS = 20  # a control is a distribution (conventions: Verdicts)
+
+
+def control_note(what: str, draws: list[dict], op: str, bound: float, measured: float | None = None,
+                 measured_name: str = "the measured ratio") -> str:
+    """One sentence on a random control's distribution of PPL ratios and whether it passes the same bound."""
+    if not draws:
+        return f"Control ({what}): not measured in this run."
+    ratios = sorted(float(d["ratio"]) for d in draws)
+    n = len(ratios)
+    passing = sum((r > bound) if op == ">" else (r < bound) for r in ratios)
+    med = ratios[n // 2] if n % 2 else (ratios[n // 2 - 1] + ratios[n // 2]) / 2
+    text = (f"Control ({what}, {n} draw{'s' if n != 1 else ''}): PPL ratio median {med:.4g}, range {ratios[0]:.4g} to "
+            f"{ratios[-1]:.4g}; {passing} of {n} pass the same bound ({op} {bound:g})")
+    if passing == n:
+        text += ", so the control passes this rule too and the condition alone does not tell the method from chance"
+    if measured is not None:
+        below = sum(r < measured for r in ratios)
+        text += f"; {measured_name} {measured:.4g} exceeds {below} of the {n} control draws"
+    if n < MIN_CONTROL_DRAWS:
+        text += f" (fewer than {MIN_CONTROL_DRAWS} draws: measured before the control was a distribution)"
+    return text + "."
+
+
 @rule("S", "test_exp6_machinery_invariants", "S",
       "the machinery's invariants hold on this model: K = all components reproduces the baseline perplexity to 1e-5 "
       "(relative), the injected W_Q'^T W_K equals the reconstruction to 1e-3 (relative Frobenius, worst head), W_Q "
       "is unchanged by the K = all edit to 1e-5, the weights are restored after the sweep, the SVD's thresholds equal "
-      "a direct eigen-decomposition's, and every perplexity ratio is finite")
+      "a direct eigen-decomposition's, and every perplexity ratio is finite",
+      asserts="the W_QK reconstruction machinery is exact where it must be (K = all restores the model)",
+      original=None)
 def claim_sanity(ev: dict, r: ClaimResult) -> None:
     inv = ev["invariants"]
     r.conditions += [
@@ -66,7 +92,9 @@ def claim_sanity(ev: dict, r: ClaimResult) -> None:
 @rule("C10", "test_c10_reproduce_pca_thresholds", "R",
       "gpt2: K(50/80/90/95 %) = (9, 54, 82, 103) exactly and PC1-PC3 explain 0.177/0.111/0.085 of the variance "
       "(within 0.002) (science.md 6.5, 6.8; from the weights alone)",
-      needs=_gpt2)
+      needs=_gpt2,
+      asserts="GPT-2's W_QK PCA thresholds (9, 54, 82, 103) and top-3 variance shares recompute",
+      original="same")
 def claim_c10_reproduce_thresholds(ev: dict, r: ClaimResult) -> None:
     th = ev["pca"]["thresholds"]
     r.conditions += [cond(f"K({float(t) * 100:g} %)", th[t], "==", n) for t, n in ORIGINAL_THRESHOLDS.items()]
@@ -78,7 +106,9 @@ def claim_c10_reproduce_thresholds(ev: dict, r: ClaimResult) -> None:
       f"gpt2 on WikiText-2 test: PPL ratios at K = 100/130/140/144 of 4.2/2.2/1.07/1.00 (table 6B), within "
       f"{RATIO_REL_TOL:.0%} relative; semphase measures on the held-out range of the split, not on the original's "
       "first 195 chunks, hence 5 % rather than the spec's 1 %",
-      needs=lambda ev: _gpt2_test_split(ev) or requires(ev, "K_values"))
+      needs=lambda ev: _gpt2_test_split(ev) or requires(ev, "K_values"),
+      asserts="GPT-2's PPL ratios at K = 100/130/140/144 recompute within 5 %",
+      original="same")
 def claim_c10_reproduce_ratios(ev: dict, r: ClaimResult) -> None:
     for k, target in ORIGINAL_RATIOS.items():
         got = (ev["K_values"].get(str(k)) or {}).get("ratio")
@@ -91,7 +121,10 @@ def _k90_statement(ev: dict) -> str:
             "reproduced (science.md 6.8); from the weights, no sampling interval")
 
 
-@rule("C10", "test_c10_k90_exceeds_uws_bases", "H", _k90_statement, needs=lambda ev: requires(ev, "pca"))
+@rule("C10", "test_c10_k90_exceeds_uws_bases", "H", _k90_statement, needs=lambda ev: requires(ev, "pca"),
+      asserts="90 % of W_QK's variance needs more components than the Universal Weight Subspace's 32 bases "
+              "(scaled)",
+      original="same")
 def claim_c10_k90(ev: dict, r: ClaimResult) -> None:
     r.conditions.append(cond("K(90 %)", ev["pca"]["thresholds"]["0.9"], ">", _scaled(ev, UWS_BASES)))
     r.numbers = {"thresholds": ev["pca"]["thresholds"], "top3": ev["pca"]["top3"]}
@@ -104,7 +137,9 @@ def _k90_invariant_statement(ev: dict) -> str:
 
 
 @rule("C10", "test_c10_k90_exceeds_uws_bases_gauge_invariant", "H", _k90_invariant_statement,
-      needs=lambda ev: requires(ev, "gauge"))
+      needs=lambda ev: requires(ev, "gauge"),
+      asserts="the same holds for the gauge-invariant W_Q W_K^T",
+      original="same")
 def claim_c10_k90_invariant(ev: dict, r: ClaimResult) -> None:
     g = ev["gauge"]
     r.conditions.append(cond("K(90 %) of W_Q W_K^T", g["invariant"]["thresholds"]["0.9"], ">", _scaled(ev, UWS_BASES)))
@@ -125,7 +160,9 @@ def _high_variance_statement(ev: dict) -> str:
 
 
 @rule("C10", "test_c10_high_variance_reconstructions_degrade", "H", _high_variance_statement,
-      needs=lambda ev: requires(ev, "K_values", "scaled_points"))
+      needs=lambda ev: requires(ev, "K_values", "scaled_points"),
+      asserts="reconstructions that keep most of W_QK's variance still damage perplexity",
+      original="same")
 def claim_c10_high_variance(ev: dict, r: ClaimResult) -> None:
     k100, k130, k140 = _points(ev)
     r.conditions += [_ratio_cond(ev, k100, ">", 2.5, "most variance kept"),
@@ -133,6 +170,10 @@ def claim_c10_high_variance(ev: dict, r: ClaimResult) -> None:
                      _ratio_cond(ev, k140, "<", 1.15, "nearly all variance kept")]
     r.numbers = {str(k): {"ratio": ev["K_values"][str(k)]["ratio"], "cumvar": ev["K_values"][str(k)]["cumvar"]}
                  for k in (k100, k130, k140)}
+    rs = (ev.get("random_subspace") or {}).get(str(k130))
+    if rs:
+        r.reason = control_note(f"random {k130}-dimensional subspaces of the heads' span", rs["draws"], ">", 1.5,
+                                ev["K_values"][str(k130)]["ratio"], f"PCA's ratio at K = {k130}")
 
 
 @rule("C10", "test_c10_low_variance_components_do_more_damage_per_variance", "H",
@@ -140,7 +181,10 @@ def claim_c10_high_variance(ev: dict, r: ClaimResult) -> None:
       "between the scaled K = 130 and 140 restore more of the model than the high-variance ones between K = 100 and "
       "130: slope_low > 3 x slope_high, slope = drop of ln(PPL ratio) per unit of cumulative variance; the margin "
       "slope_low - 3 x slope_high must be > 0, its interval resampling chunks (paired)",
-      needs=lambda ev: requires(ev, "damage_per_variance"))
+      needs=lambda ev: requires(ev, "damage_per_variance"),
+      asserts="the low-variance components restore more perplexity per unit of variance than the high-variance "
+              "ones",
+      original="same")
 def claim_c10_damage(ev: dict, r: ClaimResult) -> None:
     d = ev["damage_per_variance"]
     if "margin" not in d:
@@ -161,7 +205,9 @@ def _concentration_statement(ev: dict) -> str:
 
 
 @rule("C10", "test_c10_error_concentrated_in_few_heads", "H", _concentration_statement,
-      needs=lambda ev: requires(ev, "head_error"))
+      needs=lambda ev: requires(ev, "head_error"),
+      asserts="the reconstruction error is concentrated in a few heads, beyond a random-head null",
+      original="opposite")
 def claim_c10_concentrated(ev: dict, r: ClaimResult) -> None:
     he = ev["head_error"]
     r.conditions += [cond(f"share of the {he['top_m']} worst heads", he["top_share"], ">", 0.5),
@@ -179,7 +225,10 @@ def _clustering_statement(ev: dict) -> str:
 
 
 @rule("C11", "test_c11_clustering_destroys_perplexity", "H", _clustering_statement,
-      needs=lambda ev: requires(ev, "kmeans") or (None if ev["kmeans"].get("k_values") else "no k-means grid"))
+      needs=lambda ev: requires(ev, "kmeans") or (None if ev["kmeans"].get("k_values") else "no k-means grid"),
+      asserts="replacing heads by their k-means cluster representatives raises perplexity more than 10x at every "
+              "k",
+      original="same")
 def claim_c11(ev: dict, r: ClaimResult) -> None:
     km = ev["kmeans"]
     r.conditions.append(cond("smallest PPL ratio over k", km["min_ratio"], ">", 10, interval=km["min_ratio_ci95"],
@@ -187,16 +236,31 @@ def claim_c11(ev: dict, r: ClaimResult) -> None:
     r.numbers = {k: {"ratio": v["ratio"], "ci95": v["ratio_ci95"], "n_replaced": v["n_replaced"]}
                  for k, v in km["k_values"].items()}
     r.numbers["random_partition"] = ev.get("random_partition")
+    rp = ev.get("random_partition") or {}
+    if rp.get("draws"):
+        k = rp["k"]
+        r.reason = control_note(f"heads assigned at random to clusters of the k = {k} k-means sizes", rp["draws"], ">", 10,
+                                km["k_values"].get(str(k), {}).get("ratio"), f"k-means' ratio at k = {k}")
 
 
 @rule("C11", "test_c11_reproduce_clustering_fails", "R",
       "gpt2: k-means with k = 4/8/12/16/32/64 gives PPL ratios > 10 for every k (reported minimum 16.2x)",
-      needs=lambda ev: _gpt2(ev) or requires(ev, "kmeans"))
+      needs=lambda ev: _gpt2(ev) or requires(ev, "kmeans"),
+      asserts="GPT-2's k-means clustering gives PPL ratios above 10 for every k",
+      original="same")
 def claim_c11_reproduce(ev: dict, r: ClaimResult) -> None:
     for k in (4, 8, 12, 16, 32, 64):
         got = (ev["kmeans"]["k_values"].get(str(k)) or {}).get("ratio")
         r.conditions.append(cond(f"ratio at k = {k}", got, ">", 10))
 
+
+# The original study's claim for each claim ID, in one sentence (science.md 16 and the experiment's
+# section): what the "original's claim" column of the reports says is supported or contradicted.
+ORIGINAL_CLAIMS = {
+    "C10": "W_QK has no low-rank shared basis (90 % of its variance needs 82 of 144 components), and variance is "
+           "not function: keeping 99.1 % of it still costs 2.2x perplexity",
+    "C11": "replacing heads by k-means cluster representatives destroys perplexity (at least 16x)",
+}
 
 CLAIMS = ClaimSet([
     claim_sanity,
@@ -209,4 +273,4 @@ CLAIMS = ClaimSet([
     claim_c10_concentrated,
     claim_c11,
     claim_c11_reproduce,
-])
+], original_claims=ORIGINAL_CLAIMS)

@@ -42,13 +42,20 @@ from ... import sweeps
 from ...ablation import BLOCK, AblationEngine
 from ...errors import SemphaseError
 from ...provenance import run_provenance
-from ...stats import N_BOOT, boot_ppl, correlation, interval, ppl, resampling
+from ... import intervals
+from ...stats import correlation, ppl
 from ...weights import QueryWeights, bilinear_gram, inject, keys_per_head, qk_weights, random_gauge, w_qk
 
 SPEC_HEADS = 144  # GPT-2 small's head count: the spec's K and k values are given for it
 SPEC_POINTS = (100, 130, 140)  # the K of the spec's H test (science.md 6.8)
 ORIGINAL_K_GRID = (1, 2, 3, 5, 8, 10, 16, 32, 64, 80, 100, 110, 120, 130, 140, 144)
 ORIGINAL_KMEANS = (4, 8, 12, 16, 32, 64)
+def _ci(per_chunk: np.ndarray) -> list[float]:
+    """The cluster t interval of the mean of per-chunk values (semphase.intervals)."""
+    iv = intervals.cluster_mean(per_chunk, unit="chunks")
+    return [float(iv.low), float(iv.high)]
+
+
 KMEANS_SEED = 42  # the original's random_state (science.md 0.8a)
 KMEANS_INIT = 10
 KMEANS_PCS = 20
@@ -258,16 +265,20 @@ def measure_tokens(lm, ts, budget, store, progress=None, seed: int = 0, asserts_
 
     cnt = sweeps.counts(ts)
     base = float(ppl(base_blocks, cnt))
-    w, unit = resampling(ts.n_chunks, len(cnt), BLOCK, seed=seed)
-    bbase = boot_ppl(base_blocks, cnt, w)
     item_ppl = ppl(blocks, cnt)
-    bratio = boot_ppl(blocks, cnt, w) / bbase[:, None]  # [n_boot, item]
+    # intervals over chunks (semphase.intervals: a cluster t on G - 1 df, coverage measured by simulation)
+    chunk_nll = np.asarray(blocks).sum(axis=-1)  # [item, chunk]
+    base_nll = np.asarray(base_blocks).sum(axis=-1)  # [chunk]
+    chunk_cnt = np.full(ts.n_chunks, float(np.sum(cnt)))
+    ratio_iv = intervals.ppl_ratio(chunk_nll, base_nll, chunk_cnt, unit="chunks")
+    unit = f"chunks ({ts.n_chunks} chunks; {ratio_iv.method})"
     col = {item: i for i, item in enumerate(items)}
+    ratio_lo, ratio_hi = np.atleast_1d(ratio_iv.low), np.atleast_1d(ratio_iv.high)
 
     def rec(item: str) -> dict:
         i = col[item]
         return {"perplexity": float(item_ppl[i]), "ratio": float(item_ppl[i] / base),
-                "ratio_ci95": list(interval(bratio[:, i]))}
+                "ratio_ci95": [float(ratio_lo[i]), float(ratio_hi[i])]}
 
     cum = p.cumvar
     def cv(k: int) -> float:
@@ -298,7 +309,10 @@ def measure_tokens(lm, ts, budget, store, progress=None, seed: int = 0, asserts_
                                      "random orthogonal matrix per (layer, key/value group)"},
         },
         "scaled_points": pts, "scaling": f"the spec's K for 144 heads times {N}/144, rounded",
-        "baseline_ppl": base, "interval_unit": unit, "n_boot": N_BOOT,
+        "baseline_ppl": base, "interval_unit": unit, "interval_method": ratio_iv.method,
+        # per-chunk summed NLLs, so that a changed interval rule re-evaluates without measuring
+        "chunk_nll": {"counts": chunk_cnt.tolist(), "baseline": base_nll.tolist(),
+                      "items": {item: chunk_nll[col[item]].tolist() for item in items}},
         "forward_seconds_per_chunk": forward_seconds,
     }
     ev["K_values"] = {}
@@ -321,7 +335,9 @@ def measure_tokens(lm, ts, budget, store, progress=None, seed: int = 0, asserts_
     # damage per unit of discarded variance: low-variance (130 -> 140) vs high-variance (100 -> 130) components
     def lnr(k: int):
         i = col[next(it for it in items if meta[it]["kind"] == "pca" and meta[it]["K"] == k)]
-        return float(np.log(item_ppl[i] / base)), np.log(bratio[:, i])
+        # per chunk: the log PPL ratio of that chunk (equal predicted tokens per chunk, so their mean is the
+        # log ratio of sums); slopes and margins are linear in them, their intervals a cluster t over chunks
+        return float(np.log(item_ppl[i] / base)), (chunk_nll[i] - base_nll) / chunk_cnt
 
     k100, k140 = pts["100"], pts["140"]
     if len({k100, k130, k140}) == 3 and cv(k140) > cv(k130) > cv(k100):
@@ -331,9 +347,9 @@ def measure_tokens(lm, ts, budget, store, progress=None, seed: int = 0, asserts_
         blow, bhigh = (b130 - b140) / dv_low, (b100 - b130) / dv_high
         ev["damage_per_variance"] = {
             "points": [k100, k130, k140], "cumvar": [cv(k100), cv(k130), cv(k140)],
-            "slope_low": low, "slope_low_ci95": list(interval(blow)),
-            "slope_high": high, "slope_high_ci95": list(interval(bhigh)),
-            "margin": low - 3 * high, "margin_ci95": list(interval(blow - 3 * bhigh)),
+            "slope_low": low, "slope_low_ci95": _ci(blow),
+            "slope_high": high, "slope_high_ci95": _ci(bhigh),
+            "margin": low - 3 * high, "margin_ci95": _ci(blow - 3 * bhigh),
             "slope_ratio": low / high if high != 0 else float("inf"),
             "definition": "slope = drop of ln(PPL ratio) per unit of cumulative variance fraction added; low: "
                           f"K {k130} -> {k140}, high: K {k100} -> {k130}; margin = low - 3 x high"}
@@ -379,7 +395,9 @@ def measure_tokens(lm, ts, budget, store, progress=None, seed: int = 0, asserts_
                     "k_values": km, "k_grid_scaled_from": list(ORIGINAL_KMEANS)}
     if cl_cols:
         ev["kmeans"]["min_ratio"] = float(min(item_ppl[cl_cols]) / base)
-        ev["kmeans"]["min_ratio_ci95"] = list(interval(bratio[:, cl_cols].min(axis=1)))
+        # the interval of a minimum over k: from the smallest lower end to the smallest upper end (it holds
+        # whenever every k's interval does)
+        ev["kmeans"]["min_ratio_ci95"] = [float(ratio_lo[cl_cols].min()), float(ratio_hi[cl_cols].min())]
         kmax = kvals[-1]
         ev["kmeans"]["view"] = {"k": kmax, "pc1": p.scores[:, 0].tolist(),
                                 "pc2": p.scores[:, 1].tolist() if p.scores.shape[1] > 1 else [0.0] * N,

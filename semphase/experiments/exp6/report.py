@@ -18,7 +18,7 @@ def intro(records: list[dict], layout: OutputLayout) -> str:
         "contradicted its thresholds). Reconstructions from K components, k-means representatives and the controls are "
         "injected into W_Q by the additive formula W_Q' = W_Q + W_K (W_K^T W_K)^-1 δ^T (float64 solve; W_K and b_Q "
         "kept), restored after every evaluation. Perplexity is measured on the held-out range of the split (after the "
-        "budget's first tokens, which are exp10's ranking data), and every interval resamples its chunks.",
+        "budget's first tokens, which are exp10's ranking data), and every interval is a cluster t interval over its chunks (semphase.intervals, coverage measured by simulation).",
         "",
         "The spec's K and k values are given for GPT-2 small's 144 heads; for a model with N heads they are scaled by "
         "N/144. Reproduction (R) tests compare with the original's GPT-2 numbers: the PCA thresholds and PC1-3 shares "
@@ -40,7 +40,8 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
                             f"{d['n_chunks']} chunks x {d['ctx']}; tokens sha256 {d['tokens_sha256'][:16]}; disjoint from "
                             f"the first {rr.get('n_tokens', 0):,} tokens (exp10's rank range)"),
         ("representation", ev["representation"]),
-        ("intervals", f"resample {ev['interval_unit']}; {ev['n_boot']} replicates, seed {ev['seed']}"),
+        ("intervals", f"over {ev['interval_unit']}" if ev.get("interval_method") else
+         f"resample {ev['interval_unit']}; {ev.get('n_boot')} replicates, seed {ev['seed']}"),
         ("k-means", f"{ev['kmeans'].get('package', 'scikit-learn')} KMeans on the first {ev['kmeans']['n_pcs']} PCA "
                     "coefficients, random_state "
                     f"{ev['kmeans']['random_state']}, n_init {ev['kmeans']['n_init']}"),
@@ -70,7 +71,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
              f"{', '.join(fmt(x, 3) for x in g['random_gauge']['top3'])} |",
              f"| W_Q W_K^T (gauge-invariant) | {_th(g['invariant']['thresholds'])} | "
              f"{', '.join(fmt(x, 3) for x in g['invariant']['top3'])} |", "",
-             f"Reconstruction from K components (held-out PPL; 95 % intervals resample {ev['interval_unit']}):", "",
+             f"Reconstruction from K components (held-out PPL; 95 % intervals over {ev['interval_unit']}):", "",
              "| K | cumulative variance | PPL | ratio | 95 % CI |", "|---|---|---|---|---|"]
     for k, v in sorted(ev["K_values"].items(), key=lambda kv: int(kv[0])):
         lines.append(f"| {k} | {v['cumvar']:.4f} | {v['perplexity']:.3f} | {v['ratio']:.3f} | {fmt(v['ratio_ci95'])} |")

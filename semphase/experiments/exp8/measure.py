@@ -12,7 +12,7 @@
   resid_pre(block 0), v_{l+1} = resid_post(block l), and the path length Θ = Σ_l θ(l), on WikiText
   tokens (the test split, as the original, unless --split). The original's sample (positions 0-499
   of the first chunk) for the reproduction test; the held-out range after the rank range for the
-  hypothesis test, with intervals resampling chunks (8 or more) or blocks of positions. Every
+  hypothesis test, with cluster t intervals over chunks (semphase.intervals). Every
   statistic is given with and without each chunk's position 0 (its first token has an outlier
   norm): the control.
 
@@ -29,7 +29,8 @@ from ...data import TokenSet
 from ...errors import SemphaseError
 from ...provenance import base_provenance
 from ...rotation import rotation_angles
-from ...stats import N_BOOT, interval, resampling
+from ... import intervals
+from ...stats import N_BOOT, interval
 from ...sweeps import Progress, base_key
 
 SIGMA_PI = fits.SIGMA_PI
@@ -38,7 +39,6 @@ CONSTANTS = {"1/sqrt(pi)": SIGMA_PI, **COMPETITORS}
 ZERO_PARAM_PI = ("cos_pi_0p", "sin_pi_0p")
 BIC_REPLICATES = 200  # at most this many replicates refitted with all nine models for the winner's share (9 fits each)
 ORIGINAL_POSITIONS = 500  # the original's 8C sample: positions 0-499 of test chunk 0
-POSITION_BLOCK = 64  # positions per resampling block when there are fewer than 8 chunks
 WITHIN = 0.1  # "Θ/π within 0.1 of an integer" (the original's criterion 3)
 
 
@@ -116,7 +116,10 @@ def attach_exp3(ev: dict, exp3: dict | None, why: str | None, parts: str, refits
     unit = exp3.get("g_mean_ci_unit", "exp3's bootstrap")
     ev["g"] = {"x": x.tolist(), "g_mean": g_mean.tolist(), "g_mean_ci95": exp3.get("g_mean_ci95"),
                "source": f"exp3 on {exp3['model']}, measured through the session", "stimuli": exp3.get("stimuli"),
-               "n_words": len(exp3.get("words_used", [])), "n_boot": int(len(g_boot)), "unit": unit}
+               "n_words": len(exp3.get("words_used", [])), "n_boot": int(len(g_boot)), "unit": unit,
+               # C9's shape evidence: C13 and C14 are decided only where it holds (claims.shape_gate)
+               "shape": exp3.get("shape"),
+               "best_shape_model": (exp3.get("c9") or {}).get("best_full")}
     if "a" in parts:
         ev["sigma_erf"] = sigma_part(x, g_mean, g_boot, unit)
     if "b" in parts:
@@ -140,8 +143,8 @@ def chunk_angles(lm, ts: TokenSet, store, progress: Progress) -> list[np.ndarray
 def theta_stats(thetas: list[np.ndarray], skip_first: bool, seed: int = 0, n_boot: int = N_BOOT,
                 bootstrap: bool = True) -> dict:
     """Statistics of Θ/π over positions of chunks ``thetas`` ([L, ctx] each), position 0 of each
-    chunk left out when ``skip_first``. Intervals resample chunks (8 or more) or blocks of
-    positions (:func:`semphase.stats.resampling`)."""
+    chunk left out when ``skip_first``. Intervals are cluster t intervals over chunks
+    (:func:`semphase.intervals.cluster_mean`; with one chunk, none)."""
     th = np.stack([t[:, 1:] if skip_first else t for t in thetas])  # [C, L, P]
     C, L, P = th.shape
     big = th.sum(1)  # Θ [C, P]
@@ -165,23 +168,31 @@ def theta_stats(thetas: list[np.ndarray], skip_first: bool, seed: int = 0, n_boo
     out["hist_Theta_over_pi"] = {"edges": np.round(edges_h, 4).tolist(), "counts": counts_h.tolist()}
     if not bootstrap:
         return out
-    n_blocks = max(1, P // POSITION_BLOCK)
-    edges = np.linspace(0, P, n_blocks + 1).astype(int)
-    sums = np.add.reduceat(r, edges[:-1], axis=1)  # [C, n_blocks]
-    hits = np.add.reduceat(own.astype(float), edges[:-1], axis=1)
-    cnt = np.tile(np.diff(edges), (C, 1)).astype(float)
-    w, unit = resampling(C, n_blocks, POSITION_BLOCK, n_boot, seed)
-    den = w @ cnt.ravel()
-    mean_b = (w @ sums.ravel()) / den
-    frac_b = (w @ hits.ravel()) / den
-    dev_b = np.abs(mean_b - np.round(mean_b))
+    # intervals over chunks (semphase.intervals: a cluster t on C - 1 df; every chunk has P positions, so the
+    # mean of per-chunk means is the mean over positions)
+    per_chunk_mean = r.mean(axis=1)
+    per_chunk_frac = own.mean(axis=1)
+    mean_iv = intervals.cluster_mean(per_chunk_mean, unit="chunks")
+    frac_iv = intervals.cluster_mean(per_chunk_frac, unit="chunks")
     out.update({
-        "Theta_over_pi_mean_ci95": list(interval(mean_b)),
-        "deviation_ci95": list(interval(dev_b)),
-        "frac_within_own_integer_ci95": list(interval(frac_b)),
-        "unit": unit.replace("predicted tokens", "positions"), "n_boot": int(n_boot), "seed": seed,
+        "Theta_over_pi_mean_ci95": [float(mean_iv.low), float(mean_iv.high)],
+        "deviation_ci95": list(_distance_to_integer_range(float(mean_iv.low), float(mean_iv.high))),
+        "frac_within_own_integer_ci95": [float(frac_iv.low), float(frac_iv.high)],
+        "per_chunk": {"Theta_over_pi_mean": per_chunk_mean.tolist(), "frac_within_own_integer": per_chunk_frac.tolist()},
+        "unit": f"chunks ({C} chunks; {mean_iv.method})", "interval_method": mean_iv.method, "seed": seed,
     })
     return out
+
+
+def _distance_to_integer_range(lo: float, hi: float) -> tuple[float, float]:
+    """The range of |x - round(x)| over x in [lo, hi]: the interval of the mean's distance to its nearest
+    integer, from the mean's interval (0 when the interval holds an integer, 0.5 when it holds a half)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return 0.0, 0.5
+    d = lambda x: abs(x - round(x))
+    low = 0.0 if math.floor(hi) >= math.ceil(lo) else min(d(lo), d(hi))
+    high = 0.5 if math.floor(hi - 0.5) >= math.ceil(lo - 0.5) else max(d(lo), d(hi))
+    return float(low), float(high)
 
 
 def rotation_part(ctx, progress: Progress) -> dict:
