@@ -23,7 +23,8 @@ class Budget:
     null_sets: int = 40  # null draws that each need forward passes (exp10's C22: random head sets)
     refine: bool = True  # resolve held-out thresholds to one head (smoke: the coarse grid only)
     grid_step: int = 10  # step of the cumulative grids (models other than GPT-2 small; smoke: 40)
-    weight_draws: int = 1  # exp6: draws of each random control (random subspaces, random partitions); each needs forwards
+    weight_draws: int = 20  # exp6: draws of each random control (random subspaces, random partitions); each needs forwards
+    # (a control is a distribution: 20 draws or more wherever claims are asserted; smoke: 2)
     original_grids: bool = False  # exp6: the original's whole K and k grids (full), else the points the claims read
     pca_chunks: int = 20  # exp7: chunks drawn at random (seeded) from the split, positions sampled within them
     pca_positions: int = 500  # exp7: positions sampled per drawn chunk, position 0 apart (spec: 10,000 in 20 chunks)
@@ -32,22 +33,28 @@ class Budget:
     replace_layers: int | None = None  # exp10 part i: layers swept per method, evenly spaced (None: every layer 1..L-1,
     # and where ``refine`` every crossing of part k's held-out curves resolved to one head; on a sample, a bisection of
     # the thresholds the hypothesis rules compare)
+    crossfit: bool = False  # exp10 part v: a second rank range B of the rank range's size (C26 cross-fitted), right after
+    # the held-out range (where the held-out range takes the rest of the split there is no room: C26 then skips)
+    control_orders: int = 20  # exp10 part v: random head orders evaluated on both rank ranges (C26's control)
+    every_layer_c23: bool = False  # exp10 part k on a layer sample: C23's relu and mean-ablation held-out curves over
+    # every head of layers 1..L-1 as well (relu's single-head ΔPPL of every layer measured, or reused from a file)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 256, 128, False,
                     "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
                     "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40,
-                    weight_draws=1, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3),
+                    weight_draws=2, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3,
+                    crossfit=True, control_orders=3),
     "quick": Budget("quick", 2048, 1024, True,
                     "the original's protocol on the first 2,048 tokens (2 chunks of 1,024); held-out on the next "
                     "8,192 (8 chunks); exp10 phases 2-3 replace the heads of 6 evenly spaced layers of 1..L-1 "
                     "(every layer: --replace-layers all) and resolve the held-out thresholds their hypothesis "
                     "tests compare by bisection",
-                    8192, replace_layers=6),
+                    8192, replace_layers=6, crossfit=True, control_orders=8, every_layer_c23=True),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
-                   "validation split", None, weight_draws=4, original_grids=True, pca_chunks=50),
+                   "validation split", None, weight_draws=20, original_grids=True, pca_chunks=50, crossfit=True),
 }
 
 

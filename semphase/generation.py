@@ -28,7 +28,10 @@ model of the same family gives them (``scorer_ppl``). Beside it, two measures th
 that bias: ``reference_f1``, the bigram F1 overlap of each candidate with the true continuation of
 its prompt (the text that followed it in the corpus), and ``reference_nll``, the likelihood of the
 true continuation under the generating condition itself (per prompt; the same for every N, it
-says whether the condition models real text worse, whatever best-of-N selects).
+says whether the condition models real text worse, whatever best-of-N selects). ``judge_nll``
+scores candidates with an independent model (another family, another tokenizer: the text is
+re-encoded), as science.md 14.7 asks; the unmodified generator may score its own samples from its
+generation steps (``keep_nll``) instead of a second forward.
 """
 from __future__ import annotations
 
@@ -134,6 +137,7 @@ class Generation:
     seed: int | None
     settings: dict = field(default_factory=dict)
     logits: torch.Tensor | None = None  # [b, new, vocab] next-token logits of each step (keep_logits)
+    token_nll: torch.Tensor | None = None  # [b, new] loss of each generated token at temperature 1 (keep_nll)
 
     @property
     def new_tokens(self) -> torch.Tensor:
@@ -171,14 +175,22 @@ def cache_support(replaced: Assignment) -> tuple[bool, str]:
 def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temperature: float = 1.0,
              top_k: int | None = None, seed: int | None = 0, replaced: Assignment = (),
              means: torch.Tensor | None = None, use_cache: bool = True, keep_logits: bool = False,
-             row_seeds: Sequence[tuple[slice, int]] | None = None) -> Generation:
+             row_seeds: Sequence[tuple[slice, int]] | None = None, keep_nll: bool = False,
+             repeats: int = 1) -> Generation:
     """Continue ``prompt`` ([p] or [b, p] token ids) by ``max_new_tokens`` tokens, greedy or sampled
     (seeded), with the heads in ``replaced`` changed, with a key/value cache when ``use_cache`` and
     the model and every replaced kind allow it (else without, said in ``cache_note``).
-    ``keep_logits`` keeps each step's next-token logits (on the CPU). ``row_seeds``: sample rows
+    ``keep_logits`` keeps each step's next-token logits (on the CPU); ``keep_nll`` the loss of each
+    generated token under the generating model itself at temperature 1 (-log softmax of the step's
+    logits at the drawn token: the perplexity this condition gives its own text, without a second
+    forward). ``repeats``: each prompt row stands for ``repeats`` consecutive rows (the candidates of
+    best-of-N): with the cache, the prompt is read once and its keys/values (and any replaced head's
+    running state) are repeated, the same numbers as reading every copy; without the cache the rows
+    are repeated up front. ``row_seeds``: sample rows
     ``sl`` from a generator seeded by their own seed, for each ``(sl, seed)`` (several prompts in one
     batch, each drawn as in a call of its own)."""
     tokens = _as_batch(prompt)
+    repeats = max(1, int(repeats))
     if max_new_tokens < 0:
         raise SemphaseError(f"max_new_tokens must be 0 or more, got {max_new_tokens}.")
     limit = n_ctx(lm)
@@ -198,8 +210,12 @@ def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temper
     state: dict = {}
     _, hooks = assignment_hooks(bridge, replaced, means, state=state)
     cur = tokens.to(lm.device)
+    share = repeats > 1 and use_cache and max_new_tokens > 0
+    if repeats > 1 and not share:
+        cur = cur.repeat_interleave(repeats, dim=0)
     forwards = 0
     kept: list[torch.Tensor] = []
+    nlls: list[torch.Tensor] = []
     start = time.perf_counter()
     with torch.no_grad(), _quiet(), bridge.hooks(fwd_hooks=hooks), \
             (kv_cache_compat(bridge) if use_cache else nullcontext()):
@@ -208,7 +224,17 @@ def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temper
             if use_cache:
                 if cache is None:
                     logits, cache = bridge(cur, return_type="logits_and_cache", use_cache=True)
+                    if share:  # the prompt read once per distinct prompt, then repeated for its candidates
+                        cur = cur.repeat_interleave(repeats, dim=0)
+                        logits = logits[:, -1:].repeat_interleave(repeats, dim=0)
+                        if cache is not None:
+                            cache.batch_repeat_interleave(repeats)
+                        for layer, (offset, held) in list(state.items()):
+                            state[layer] = (offset, _repeat_rows(held, repeats))
                     if cache is None:
+                        if share:
+                            raise SemphaseError("the model returned no key/value cache, so prompts cannot be shared "
+                                                "between candidates; generate with repeats=1.")
                         use_cache, note = False, "the model returned no key/value cache; generated without it"
                 else:
                     logits, cache = bridge(cur[:, -1:], return_type="logits_and_cache", use_cache=True,
@@ -219,14 +245,28 @@ def generate(lm, prompt, max_new_tokens: int, *, do_sample: bool = False, temper
             if keep_logits:
                 kept.append(logits[:, -1, :].detach().cpu())
             nxt = next_tokens(logits[:, -1, :], do_sample, temperature, top_k, generator, row_generators)
+            if keep_nll:
+                logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+                nlls.append(-logp.gather(-1, nxt).squeeze(-1).detach().cpu())
             cur = torch.cat([cur, nxt], dim=1)
     if lm.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    if cur.shape[0] != tokens.shape[0] * repeats:  # no step taken: the prompts, repeated
+        cur = cur.repeat_interleave(repeats, dim=0)
     return Generation(cur.cpu(), tokens.shape[1], use_cache, note, seconds, forwards, seed if do_sample else None,
                       {"do_sample": do_sample, "temperature": temperature if do_sample else None, "top_k": top_k,
                        "replaced": [list(x) for x in replaced], "max_new_tokens": max_new_tokens},
-                      torch.stack(kept, dim=1) if kept else None)
+                      torch.stack(kept, dim=1) if kept else None, torch.stack(nlls, dim=1) if nlls else None)
+
+
+def _repeat_rows(x, repeats: int):
+    """Tensors (in tuples/lists) with each batch row repeated ``repeats`` times in place."""
+    if isinstance(x, torch.Tensor):
+        return x.repeat_interleave(repeats, dim=0)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_repeat_rows(v, repeats) for v in x)
+    return x
 
 
 # -- measures -----------------------------------------------------------------------------------
@@ -243,6 +283,48 @@ def continuation_nll(lm, context, continuation, replaced: Assignment = (), means
         logits = lm.bridge(full, return_type="logits", use_cache=False)
     nll = token_nll(logits, full)  # [b, T-1]: position t predicts token t+1
     return nll[:, ctx.shape[1] - 1:].detach().cpu()
+
+
+def judge_nll(judge_lm, source_tokenizer, prompts, candidates, batch: int | None = None) -> list[float]:
+    """Mean per-token loss of each candidate under ``judge_lm`` (unmodified) after its prompt, both
+    given as token ids of ``source_tokenizer`` (the generator's): decoded to text and encoded with
+    the judge's own tokenizer (as they are when the judge uses the same tokenizer object), so that
+    a model of another family can judge (science.md 14.7's independent judge). The prompt keeps its
+    last tokens where the two would pass the judge's context. Rows are scored in right-padded
+    batches: a causal model's loss at a position does not depend on the padding after it. NaN for
+    a candidate whose text encodes to no token."""
+    tok = judge_lm.tokenizer
+    same = tok is source_tokenizer
+    limit = n_ctx(judge_lm)
+    rows = []
+    for p, c in zip(_as_batch(prompts).tolist(), _as_batch(candidates).tolist()):
+        if same:
+            pi, ci = list(p), list(c)
+        else:
+            pi = list(tok.encode(source_tokenizer.decode(p), add_special_tokens=False))
+            ci = list(tok.encode(source_tokenizer.decode(c), add_special_tokens=False))
+        if limit is not None:
+            ci = ci[:limit - 1]
+            pi = pi[max(0, len(pi) + len(ci) - limit):]
+        rows.append((pi, ci))
+    longest = max((len(p) + len(c) for p, c in rows), default=1)
+    step = batch or max(1, int(LOGITS_BYTES // (max(1, longest) * 4 * max(1, _vocab(judge_lm)))))
+    out: list[float] = []
+    for b0 in range(0, len(rows), step):
+        part = rows[b0:b0 + step]
+        width = max(2, max(len(p) + len(c) for p, c in part))
+        ids = torch.zeros(len(part), width, dtype=torch.long)
+        for j, (p, c) in enumerate(part):
+            if p or c:
+                ids[j, :len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
+        with torch.no_grad(), _quiet():
+            logits = judge_lm.bridge(ids.to(judge_lm.device), return_type="logits", use_cache=False)
+        nll = token_nll(logits, ids.to(judge_lm.device)).detach().cpu()  # position t predicts token t + 1
+        for j, (p, c) in enumerate(part):
+            first = max(len(p), 1)  # a candidate token with no token before it cannot be scored
+            vals = nll[j, first - 1:len(p) + len(c) - 1]
+            out.append(float(vals.double().mean()) if vals.numel() else float("nan"))
+    return out
 
 
 def ngrams(seq: Sequence[int], n: int) -> list[tuple]:
@@ -278,7 +360,8 @@ def _summary(values) -> dict:
 def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 5, ns: Sequence[int] = (1, 2, 3, 5),
               new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
               replaced: Assignment = (), means: torch.Tensor | None = None, use_cache: bool = True,
-              prompt_batch: int | None = None) -> dict:
+              prompt_batch: int | None = None, *, own_scores: bool = False, with_reference: bool = True,
+              judges: dict | None = None) -> dict:
     """Best-of-N (14.2 P3) for one condition (``replaced`` heads on ``generator_lm``).
 
     Per prompt i: ``n_candidates`` continuations of ``new_tokens`` sampled at ``temperature`` with
@@ -288,6 +371,15 @@ def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 
     (the generator condition's mean loss on the true continuation). Best-of-N picks, among the first
     N candidates, the lowest ``scorer_ppl`` (the original's rule); the summary gives, for each N,
     the mean and median over prompts of the picked candidate's three measures.
+
+    ``own_scores``: where the generator is the scorer (``scorer_lm is generator_lm``, no replaced
+    head, no means), each candidate's scorer loss is taken from the generation's own steps
+    (``keep_nll``) instead of a second forward of every candidate; the two agree up to the float
+    noise between a cached step and a full forward (a machinery test bounds it). ``with_reference``
+    False leaves out ``reference_nll`` (a caller that samples several seeds of one condition needs
+    it once). ``judges``: ``{name: loaded model}`` of independent judges; each candidate gets
+    ``judge_nll[name]``, its mean per-token loss under that model (:func:`judge_nll`), and the
+    summary the picked candidate's.
 
     Prompts are generated ``prompt_batch`` at a time (default: as many as keep the first step's
     logits under :data:`LOGITS_BYTES`), each prompt's candidates drawn from its own generator, so
@@ -302,31 +394,39 @@ def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 
     per_prompt = []
     seconds = 0.0
     cache_notes = set()
+    judges = dict(judges or {})
+    own = bool(own_scores) and scorer_lm is generator_lm and not list(replaced) and means is None
     span = P.shape[1] + new_tokens
     group = prompt_batch or max(1, int(LOGITS_BYTES // (n_candidates * span * 4 * max(1, _vocab(generator_lm)))))
     for g0 in range(0, P.shape[0], group):
         idx = list(range(g0, min(P.shape[0], g0 + group)))
         prompt = P[idx].repeat_interleave(n_candidates, dim=0)  # the candidates of each prompt, in a row
         rows = [(slice(j * n_candidates, (j + 1) * n_candidates), seed_for(seed, i)) for j, i in enumerate(idx)]
-        gen = generate(generator_lm, prompt, new_tokens, do_sample=True, temperature=temperature, top_k=top_k,
-                       seed=seed, replaced=replaced, means=means, use_cache=use_cache, row_seeds=rows)
+        gen = generate(generator_lm, P[idx], new_tokens, do_sample=True, temperature=temperature, top_k=top_k,
+                       seed=seed, replaced=replaced, means=means, use_cache=use_cache, row_seeds=rows, keep_nll=own,
+                       repeats=n_candidates)
         seconds += gen.seconds
         if gen.cache_note:
             cache_notes.add(gen.cache_note)
         cands_all = gen.new_tokens
-        nll_all = continuation_nll(scorer_lm, prompt, cands_all)
-        ref_all = continuation_nll(generator_lm, P[idx], R[idx], replaced, means).mean(dim=1)
+        nll_all = gen.token_nll if own else continuation_nll(scorer_lm, prompt, cands_all)
+        ref_all = continuation_nll(generator_lm, P[idx], R[idx], replaced, means).mean(dim=1) if with_reference else None
+        judged = {name: judge_nll(jlm, generator_lm.tokenizer, prompt, cands_all) for name, jlm in judges.items()}
         for j, i in enumerate(idx):
             sl = rows[j][0]
             cands, nll = cands_all[sl], nll_all[sl]
-            per_prompt.append({
+            row = {
                 "candidates": cands.tolist(),
                 "scorer_ppl": torch.exp(nll.double().mean(dim=1)).tolist(),
                 "reference_f1": [bigram_f1(c, R[i].tolist()) for c in cands.tolist()],
                 "distinct2": [distinct_n(c) for c in cands.tolist()],
-                "reference_nll": float(ref_all[j]),
                 "seed": seed_for(seed, i),
-            })
+            }
+            if ref_all is not None:
+                row["reference_nll"] = float(ref_all[j])
+            if judges:
+                row["judge_nll"] = {name: v[sl.start:sl.stop] for name, v in judged.items()}
+            per_prompt.append(row)
     summary = {}
     for n in ns:
         picks = [int(np.argmin(p["scorer_ppl"][:n])) for p in per_prompt]
@@ -336,14 +436,20 @@ def best_of_n(generator_lm, scorer_lm, prompts, references, n_candidates: int = 
             "distinct2": _summary([p["distinct2"][k] for p, k in zip(per_prompt, picks)]),
             "picked": picks,
         }
-    ref = [p["reference_nll"] for p in per_prompt]
+        if judges:
+            summary[str(n)]["judge_nll"] = {name: _summary([p["judge_nll"][name][k] for p, k in zip(per_prompt, picks)])
+                                            for name in judges}
+    ref = [p["reference_nll"] for p in per_prompt] if with_reference else None
     return {
         "n_prompts": int(P.shape[0]), "n_candidates": n_candidates, "ns": ns, "new_tokens": new_tokens,
         "temperature": temperature, "top_k": top_k, "seed": seed, "replaced": [list(x) for x in replaced],
         "selection": "lowest scorer_ppl among the first N candidates (the original's rule)",
         "per_prompt": per_prompt, "best_of": summary,
-        "reference_nll": _summary(ref), "reference_ppl": float(math.exp(float(np.mean(ref)))),
+        "reference_nll": _summary(ref) if ref is not None else None,
+        "reference_ppl": float(math.exp(float(np.mean(ref)))) if ref is not None else None,
         "generation_seconds": seconds, "cache_notes": sorted(cache_notes),
+        **({"scorer_scores": "the generation's own steps (cached forward)"} if own else {}),
+        **({"judges": sorted(judges)} if judges else {}),
     }
 
 

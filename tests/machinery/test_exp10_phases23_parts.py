@@ -99,9 +99,12 @@ def test_draft_rules_give_a_verdict_or_a_reason(evidence):
         # a 32-wide model spends most of a 1,024-token forward in attention: its own rows may fail, as they should
         assert any("this model" in c.name for c in results[test].conditions)
     for test in ("test_c23_relu_beats_mean_heldout", "test_c24_pure_beats_mixed_heldout",
-                 "test_c25_kernelisable_attention_keeps_heads_heldout", "test_c26_small_sample_optimism",
+                 "test_c25_kernelisable_attention_keeps_heads_heldout",
                  "test_c27_best_of_n_with_an_independent_judge", "test_c28_refinement_is_repetition"):
         assert results[test].applicable and results[test].conditions, test
+    # C26 is decided cross-fitted: this run has no second rank range after its held-out range
+    assert not results["test_c26_small_sample_optimism"].applicable
+    assert "second rank range" in results["test_c26_small_sample_optimism"].reason
 
 
 def test_part_needs_expand_to_the_fixpoint():
@@ -322,7 +325,9 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     ev = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "fijkv", eval_ts=eval_ts)
     e_only = M.measure_tokens(lm, ts, budget, EvidenceStore(tmp_path), "eijk", eval_ts=eval_ts)
     assert "mean_l0p_heldout" not in e_only["curves"] and "mean_l0p_sample_heldout" in e_only["curves"]
-    assert PHASE23_CLAIMS.evaluate(e_only, "test_c23_relu_beats_mean_heldout").applicable
+    # the sample's pair is measured, but one layer sample no longer decides C23 (issue 21): every layer does
+    r = PHASE23_CLAIMS.evaluate(e_only, "test_c23_relu_beats_mean_heldout")
+    assert not r.applicable and "every head" in r.reason
     for name in ("linear_l0p_heldout", "mixed_l0p_heldout", "kernel_l0p_heldout", "linear_l0p_rank"):
         c = ev["curves"][name]
         assert c["refinement"].startswith("bisection"), name
@@ -339,7 +344,7 @@ def test_layer_sample_bisects_held_out_curves_and_the_in_sample_one(tiny_llama, 
     assert curves["mean_l0p_sample_heldout"]["n_candidates"] == curves["linear_l0p_heldout"]["n_candidates"] == lm.n_heads
     assert {l for l, _ in curves["mean_l0p_sample_heldout"]["order"]} == set(ev["linear"]["layers"])
     r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
-    assert r.applicable and r.conditions, r.reason
+    assert not r.applicable and "every head" in r.reason
     del curves["mean_l0p_sample_heldout"]
     r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
     assert not r.applicable and "different pools" in r.reason
@@ -361,3 +366,149 @@ def test_bisection_rounds_capture_each_chunk_once(evidence):
     assert f2 - f1 == (f1 - f0) - n  # the second round: the ablated forwards only, no capture
     whole = sweeps.curve(run.engine, run.eval_ts, "relu", order, [3, 5], run.store, name="t")
     np.testing.assert_allclose(np.concatenate([a, b]), whole)
+
+
+# -- issue 21: C26 cross-fitted, C23 on every layer ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def crossfit_run(tiny_llama, tiny_text, tmp_path_factory):
+    """A layer sample (one layer) with refinement, part e on every head and a range B after the held-out
+    range: part v's cross-fitted optimism and its random-order control, part k's every-layer C23 pair."""
+    from dataclasses import replace
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+    cross_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=512)
+    budget = replace(get_budget("smoke"), refine=True, replace_layers=1, control_orders=3, every_layer_c23=True)
+    store = EvidenceStore(tmp_path_factory.mktemp("crossfit-cache"))
+    ev = M.measure_tokens(lm, ts, budget, store, "eijkv", eval_ts=eval_ts, cross_ts=cross_ts)
+    return lm, json.loads(json.dumps(ev))
+
+
+def test_crossfit_ranks_on_both_ranges_and_evaluates_each_ranking_on_both(crossfit_run):
+    """Part v with a range B: the B ranking comes from B's own single-head ΔPPL; four curves (a and b
+    on A and on B; a on A is the in-sample curve); the optimism within each range and their mean are
+    recomputed from the curves' thresholds; the fold interval contains the mean; the control draws the
+    budget's random orders on both ranges and forms every ordered pair."""
+    lm, ev = crossfit_run
+    cf = ev["crossfit"]
+    assert cf["ranges"]["A"]["token_range"] == [0, 256] and cf["ranges"]["B"]["token_range"] == [512, 768]
+    assert cf["curves"] == {"a_on_A": "linear_l0p_rank", "b_on_A": "crossfit_b_on_A", "a_on_B": "crossfit_a_on_B",
+                            "b_on_B": "crossfit_b_on_B"}
+    curves = ev["curves"]
+    assert curves["crossfit_b_on_A"]["order"] == curves["crossfit_b_on_B"]["order"]
+    assert curves["crossfit_a_on_B"]["order"] == curves["linear_l0p_rank"]["order"]
+    assert curves["crossfit_a_on_B"]["tokens"] == "rank B" and curves["crossfit_b_on_A"]["tokens"] == "rank"
+    for name in cf["curves"].values():
+        assert curves[name]["ratio"][0] == pytest.approx(1.0, abs=1e-6) and curves[name]["refinement"].startswith("bisection")
+    th = {k: curves[v]["thresholds"]["1.1"] for k, v in cf["curves"].items()}
+    o = cf["optimism"]["1.1"]
+    assert o["within_A"] == th["a_on_A"] - th["b_on_A"] and o["within_B"] == th["b_on_B"] - th["a_on_B"]
+    assert o["value"] == (o["within_A"] + o["within_B"]) / 2
+    assert o["ci95"][0] <= o["value"] <= o["ci95"][1] and "1 df" in o["unit"]
+    ctrl = cf["control"]
+    assert ctrl["n_orders"] == 3 and ctrl["n_pairs"] == 6 and len(ctrl["thresholds"]["A"]) == 3
+    assert sorted(ctrl["optimism"]) == sorted(-x for x in ctrl["optimism"])  # (i, j) and (j, i): symmetric about 0
+    r = PHASE23_CLAIMS.evaluate(ev, "test_c26_small_sample_optimism")
+    assert r.applicable and len(r.conditions) == 3, r.reason
+    from semphase.experiments.exp10.report import _c23_every_layer_lines, _crossfit_lines
+    text = "\n".join(_crossfit_lines(ev) + _c23_every_layer_lines(ev))
+    assert "Cross-fitted optimism (C26)" in text and "C23 over every head" in text
+
+
+def test_crossfit_skips_without_a_second_range(evidence):
+    """No range B (the data hold none after the held-out range, or evidence from before issue 21): C26's
+    test skips and says why, instead of comparing the rank range with the held-out range."""
+    _, ev = evidence
+    assert ev["crossfit"].get("missing")
+    r = PHASE23_CLAIMS.evaluate(ev, "test_c26_small_sample_optimism")
+    assert not r.applicable and "second rank range" in r.reason
+    old = {k: v for k, v in ev.items() if k != "crossfit"}
+    r = PHASE23_CLAIMS.evaluate(old, "test_c26_small_sample_optimism")
+    assert not r.applicable and "cross-fitted" in r.reason
+
+
+def test_c23_every_layer_pair_on_a_layer_sample(crossfit_run):
+    """On a layer sample with part e on every head, part k measures relu's and mean-ablation's held-out
+    curves over every head of layers 1..L-1 (read at 1.1x), and C23 decides on them, with the sample's
+    comparison reported beside; without the pair, a sample alone no longer decides C23."""
+    lm, ev = crossfit_run
+    every = ev["c23_every_layer"]
+    n = (lm.n_layers - 1) * lm.n_heads
+    assert every["n_candidates"] == n and every["layers"] == list(range(1, lm.n_layers))
+    for c in every["curves"].values():
+        assert c["n_candidates"] == n and c["thresholds"]["1.1"] is not None and "bisection" in c["protocol"]
+    d = every["difference"]["1.1"]
+    assert d["value"] == every["curves"]["linear"]["thresholds"]["1.1"] - every["curves"]["mean"]["thresholds"]["1.1"]
+    assert d["ci95"][0] <= d["value"] <= d["ci95"][1] and "paired cluster bootstrap" in d["unit"]
+    r = PHASE23_CLAIMS.evaluate(ev, "test_c23_relu_beats_mean_heldout")
+    assert r.applicable and "every layer" in r.conditions[0].name and r.numbers["layer_sample"] is not None
+    sample_only = {k: v for k, v in ev.items() if k != "c23_every_layer"}
+    r = PHASE23_CLAIMS.evaluate(sample_only, "test_c23_relu_beats_mean_heldout")
+    assert not r.applicable and "every head" in r.reason
+
+
+def _planted_crossfit(aA, bA, bB, aB, control=(0, 0, 0, 0), n=54, brackets=None):
+    """C26 evidence with planted thresholds (resolved to one head unless ``brackets``) and a control
+    of random orders whose thresholds on A and B are ``control`` pairs."""
+    import itertools
+    from semphase.experiments.exp10.linearise import _fold_interval, crossfit_optimism
+    th = {"a_on_A": aA, "b_on_A": bA, "b_on_B": bB, "a_on_B": aB}
+    names = {"a_on_A": "linear_l0p_rank", "b_on_A": "crossfit_b_on_A", "a_on_B": "crossfit_a_on_B",
+             "b_on_B": "crossfit_b_on_B"}
+    curves = {names[k]: {"thresholds": {"1.1": v}, "steps": list(range(n + 1)), "n_candidates": n,
+                         "thresholds_bracket": {"1.1": (brackets or {}).get(k, [v, v])}} for k, v in th.items()}
+    d_a, d_b, mean = crossfit_optimism(aA, bA, bB, aB)
+    ca, cb = list(control[::2]), list(control[1::2])
+    vals = []
+    for i, j in itertools.permutations(range(len(ca)), 2):
+        vals.append(crossfit_optimism(ca[i], ca[j], cb[j], cb[i])[2])
+    return {"experiment": "exp10", "model": "tiny", "n_layers": 4, "n_heads": 4, "heldout": {"eval": {}},
+            "asserts_claims": True, "curves": curves,
+            "validation": {"optimism": {}, "v5_threshold_changes": {}, "conclusions_maintained": True,
+                           "baseline_ppl_rank": 1.0, "baseline_ppl_heldout": 1.0},
+            "crossfit": {"n_candidates": n, "curves": names, "tolerance_heads": math.ceil(10 / 132 * n),
+                         "thresholds": {}, "baseline_ppl": {}, "all_replaced_ratio": {}, "ranking_agreement": {},
+                         "optimism": {"1.1": {"within_A": d_a, "within_B": d_b, "value": mean,
+                                              "ci95": _fold_interval(d_a, d_b), "unit": "folds"}},
+                         "control": {"n_orders": len(ca), "n_pairs": len(vals), "n_pass_rule": 0, "thresholds": {},
+                                     "q95": float(np.quantile(vals, 0.95)) if vals else None}}}
+
+
+def test_c26_rule_on_planted_cross_fitted_thresholds():
+    """The cross-fitted rule on both sides: optimism in both ranges, above the control and within the
+    tolerance replicates; a ranking that does no better on its own range fails; two folds that
+    disagree in sign are inconclusive (t on 1 df); an optimism beyond the original's tolerance fails
+    the 'conclusions hold' condition; a difference of text difficulty (every threshold lower on B)
+    cancels; a control whose random orders differ as much fails the control condition; the step grid
+    and a ceiling make it inconclusive."""
+    def verdict(ev):
+        r = PHASE23_CLAIMS.evaluate(ev, "test_c26_small_sample_optimism")
+        assert r.applicable, r.reason
+        return r, [c.status for c in r.conditions]
+
+    ctrl = (30, 30, 31, 30, 30, 31, 29, 29)  # random orders: thresholds barely move between ranges
+    r, st = verdict(_planted_crossfit(44, 41, 40, 37, ctrl))  # +3 within A, +3 within B
+    assert st == ["ok", "ok", "ok"] and r.passed
+    # the text change: B is harder for every ranking (-10 heads), the optimism is unchanged
+    r2, st2 = verdict(_planted_crossfit(44, 41, 30, 27, ctrl))
+    assert st2 == st and r2.conditions[0].value == r.conditions[0].value == 3
+    # no optimism: the other range's ranking does as well on each range
+    _, st = verdict(_planted_crossfit(44, 44, 40, 40, ctrl))
+    assert st[0] == "fails"
+    # folds that disagree: +6 within A, -2 within B
+    _, st = verdict(_planted_crossfit(44, 38, 38, 40, ctrl))
+    assert st[0] == "inconclusive"
+    # beyond the tolerance (5 heads of 54): +9 in both ranges
+    _, st = verdict(_planted_crossfit(50, 41, 45, 36, ctrl))
+    assert st[0] == "ok" and st[2] == "fails"
+    # the control moves as much as the rankings: its q95 is above the optimism
+    _, st = verdict(_planted_crossfit(44, 41, 40, 37, (30, 20, 20, 30, 25, 25, 35, 15)))
+    assert st[1] == "fails"
+    # the grid: thresholds known only within 10 heads
+    grid = {k: [v, v + 9] for k, v in {"a_on_A": 40, "b_on_A": 40, "b_on_B": 40, "a_on_B": 40}.items()}
+    _, st = verdict(_planted_crossfit(40, 40, 40, 40, ctrl, brackets=grid))
+    assert st[0] == "inconclusive"
+    # a ceiling: every curve keeps all 54
+    r, st = verdict(_planted_crossfit(54, 54, 54, 54, ctrl))
+    assert st[0] == "inconclusive" and "ceiling" in r.conditions[0].unit

@@ -177,3 +177,64 @@ def test_best_of_n_draws_do_not_depend_on_the_prompt_batch(llama):
     for p, q in pairs:
         assert q["scorer_ppl"] == pytest.approx(p["scorer_ppl"], rel=1e-5)
         assert q["reference_nll"] == pytest.approx(p["reference_nll"], rel=1e-5)
+
+
+def test_own_scores_equal_a_second_forward(llama):
+    """keep_nll: the generating model's loss of each drawn token, read off its own (cached) steps,
+    equals the loss a full forward of the finished text gives; best-of-N's ``own_scores`` uses it for
+    the unmodified model and picks what the forward-scored run picks."""
+    prompts, refs = _prompts(3, 10), _prompts(3, 8, seed=9)
+    g = generate(llama, prompts, 8, do_sample=True, temperature=0.8, seed=3, keep_nll=True)
+    assert g.token_nll.shape == (3, 8)
+    assert torch.allclose(g.token_nll, continuation_nll(llama, prompts, g.new_tokens), atol=1e-4)
+    kw = dict(n_candidates=3, ns=(1, 3), new_tokens=8, temperature=0.8, seed=4)
+    forward = best_of_n(llama, llama, prompts, refs, **kw)
+    own = best_of_n(llama, llama, prompts, refs, own_scores=True, with_reference=False, **kw)
+    assert own["scorer_scores"].startswith("the generation's own steps") and own["reference_nll"] is None
+    for p, q in zip(forward["per_prompt"], own["per_prompt"]):
+        assert q["candidates"] == p["candidates"] and "reference_nll" not in q
+        assert q["scorer_ppl"] == pytest.approx(p["scorer_ppl"], rel=1e-4)
+    assert own["best_of"]["3"]["picked"] == forward["best_of"]["3"]["picked"]
+    # with replaced heads the generator is not the scorer: own_scores falls back to the forward
+    relu = best_of_n(llama, llama, prompts, refs, own_scores=True, replaced=[(1, 0, "relu")], **kw)
+    assert "scorer_scores" not in relu
+
+
+def test_judge_scores_the_candidate_after_its_prompt(llama, tiny_gpt2):
+    """judge_nll: with the generator's own tokenizer it is the plain mean loss of the candidate after
+    its prompt; a judge of another architecture re-encodes the text and scores it too; best-of-N
+    records each judge's loss per candidate and for the picked one."""
+    from semphase.generation import judge_nll
+
+    prompts, cands = _prompts(3, 10), _prompts(3, 6, seed=5)
+    same = judge_nll(llama, llama.tokenizer, prompts, cands, batch=2)
+    ref = continuation_nll(llama, prompts, cands).double().mean(dim=1)
+    assert same == pytest.approx(ref.tolist(), rel=1e-5)
+    other = load_model(str(tiny_gpt2), "cpu")
+    assert other.tokenizer is not llama.tokenizer
+    theirs = judge_nll(other, llama.tokenizer, prompts, cands)
+    assert len(theirs) == 3 and all(np.isfinite(theirs)) and theirs != pytest.approx(same)
+    refs = _prompts(3, 8, seed=9)
+    res = best_of_n(llama, llama, prompts, refs, n_candidates=2, ns=(1, 2), new_tokens=6, seed=1,
+                    judges={"gpt2-judge": other})
+    assert res["judges"] == ["gpt2-judge"]
+    for p in res["per_prompt"]:
+        assert len(p["judge_nll"]["gpt2-judge"]) == 2 and all(np.isfinite(p["judge_nll"]["gpt2-judge"]))
+    picked = [p["judge_nll"]["gpt2-judge"][k] for p, k in zip(res["per_prompt"], res["best_of"]["2"]["picked"])]
+    assert res["best_of"]["2"]["judge_nll"]["gpt2-judge"]["mean"] == pytest.approx(np.mean(picked))
+
+
+@pytest.mark.parametrize("replaced", [[], [(1, 0, "relu")], [(0, 1, "kernel"), (2, 2, "kernel")],
+                                      [(1, 1, "kernel_quadratic")]], ids=["baseline", "relu", "kernel", "no-cache"])
+def test_a_prompt_read_once_for_its_candidates_gives_the_same_draws(lm, replaced):
+    """generate(repeats=k): each prompt is read once and its keys/values (and the feature-map attention's
+    running state) repeated for its k candidates: the same logits and draws as k copies of the prompt."""
+    prompts = _prompts(2, 9)
+    rows = [(slice(0, 3), 11), (slice(3, 6), 12)]
+    kw = dict(do_sample=True, temperature=0.8, replaced=replaced, keep_logits=True, row_seeds=rows, keep_nll=True)
+    copies = generate(lm, prompts.repeat_interleave(3, dim=0), 7, **kw)
+    shared = generate(lm, prompts, 7, repeats=3, **kw)
+    assert torch.equal(shared.tokens, copies.tokens)
+    assert (shared.logits - copies.logits).abs().max().item() <= 1e-5
+    assert torch.allclose(shared.token_nll, copies.token_nll, atol=1e-5)
+    assert shared.used_cache == copies.used_cache == (replaced != [(1, 1, "kernel_quadratic")])

@@ -214,4 +214,35 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
             ax.legend(fontsize=7)
         fig.suptitle(f"{ev['model']}: best-of-N (exp10P)")
         out.append(_save(fig, d / f"exp10p_best_of_n_{tag}.png"))
+    if rec and rec.get("judged"):  # C27: the judged best-of-N at scale, its two comparisons over chunks
+        j = rec["judged"]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        ns = [str(n) for n in j["budget"]["ns"]]
+        for name, rows in j["by_n"].items():
+            axes[0].plot([int(n) for n in ns], [rows[n]["reference_f1"] for n in ns], "o-", label=name)
+        axes[0].set_xlabel("N (best of; the pick: lowest baseline perplexity)")
+        axes[0].set_ylabel("bigram F1 with the true continuation")
+        axes[0].legend(fontsize=7)
+        labels, values, lows, highs, seeds = [], [], [], [], []
+        for comp, rows in j["comparisons"].items():
+            for m, c in rows.items():
+                if m == "scorer_ppl":
+                    continue
+                n_b = 1 if comp == "original" else j["n"]
+                labels.append(f"{m}\n@{j['n']} - @{n_b}")
+                values.append(c["value"])
+                lows.append(c["value"] - c["ci95"][0])
+                highs.append(c["ci95"][1] - c["value"])
+                seeds.append(c["per_seed"])
+        x = np.arange(len(labels))
+        axes[1].errorbar(x, values, yerr=[lows, highs], fmt="o", capsize=4, label="mean, 95 % CI over chunks")
+        for i, per in enumerate(seeds):
+            axes[1].plot([i + 0.12] * len(per), per, "x", color="gray", label="each seed" if i == 0 else None)
+        axes[1].axhline(0, color="k", lw=0.7)
+        axes[1].set_xticks(x, labels, fontsize=7)
+        axes[1].set_ylabel(f"{j['compared']['a']} minus {j['compared']['b']}")
+        axes[1].legend(fontsize=7)
+        fig.suptitle(f"{ev['model']}: best-of-N judged ({j['prompts']['n']} prompts, {j['prompts']['n_chunks']} chunks, "
+                     f"{len(j['seeds'])} seeds; C27)")
+        out.append(_save(fig, d / f"exp10p_judged_{tag}.png"))
     return out

@@ -14,8 +14,9 @@ protected throughout, as in the original (its heads are never replaced).
 * l - FLOP tables: the original's attention-only formulas beside whole-model FLOPs of this model
   (10L)
 * v - the rank-range ranking evaluated on the held-out range at the original's V4 steps:
-  in-sample against held-out thresholds, the optimism with an interval, the original's V5
-  comparison (10V)
+  in-sample against held-out thresholds, the original's V5 comparison (10V); and C26 cross-fitted:
+  a second rank range B after the held-out range, each range's ranking evaluated on both ranges,
+  the optimism within each range and their mean, a control of random head orders
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ import math
 
 import numpy as np
 
-from ... import sweeps
+from ... import intervals, sweeps
 from ...errors import SemphaseError
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
 from ...stats import interval
-from .measure import ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10Run, _ascending_order, _distribution_stats, grid
+from .measure import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10Run,
+                      _ascending_order, _distribution_stats, grid)
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
@@ -85,6 +87,16 @@ def restore_i(run: Exp10Run, ev: dict, prev: dict) -> None:
     measured on the same weights, tokens, budget and seed): the per-head ΔPPLs exactly as that run
     wrote them (JSON keeps every float), relu vs mean-ablation added when part e ran in this run."""
     lin = prev["linear"]
+    if lin.get("layers") != _layers(run) and set(_layers(run)) < set(lin.get("layers") or []):
+        # a layer sample (quick) with a file that swept every layer: the sample is measured (or read from the
+        # cache) as usual, and the file's ΔPPLs of every layer give C23's every-layer relu ranking (part k)
+        part_i(run, ev)
+        run.lin_delta_every = {"delta": {kind: np.asarray(st["delta_ppl"], dtype=float)
+                                         for kind, st in lin["per_method"].items()},
+                               "layers": list(lin["layers"]),
+                               "source": f"part i of {prev.get('_reuse_path')} (measured "
+                                         f"{(prev.get('provenance') or {}).get('finished_utc')}, every layer)"}
+        return "measured"
     if lin.get("layers") != _layers(run):
         raise SemphaseError(f"--reuse-evidence: the file's part i swept layers {lin.get('layers')}, this run sweeps "
                             f"{_layers(run)}; drop the option to measure it.")
@@ -217,6 +229,91 @@ def part_k(run: Exp10Run, ev: dict) -> None:
                         "ranking from the rank range, evaluated on the held-out range")
     _paired_difference(run, ev, "linear_l0p_heldout", mean_name, "linear_minus_mean_l0p_heldout")
     _paired_difference(run, ev, "linear_l0p_heldout", "mixed_l0p_heldout", "linear_minus_mixed_l0p_heldout")
+    if run.budget.every_layer_c23 and run.mean_delta is not None and ev.get("all_layers", True) \
+            and len(layers) < run.lm.n_layers - 1:
+        _c23_every_layer(run, ev)
+
+
+C23_STEP = 20  # the every-layer C23 curves: first grid, every this many heads (then bisection at 1.1x)
+C23_STOP = 1.2  # ... measured until two consecutive grid steps exceed this ratio (t + (t - 1) for t = 1.1x)
+
+
+def _read_to_threshold(run: Exp10Run, name: str, kind: str, order: list, means=None, means_tokens=None,
+                       t: float = 1.1, description: str = "") -> dict:
+    """A held-out curve read at one threshold ``t`` only, for a pool too large for the whole grid on
+    these CPUs (C23 on every layer at quick): steps of :data:`C23_STEP` heads measured in order until
+    two consecutive ones exceed :data:`C23_STOP`, then the gap of ``t`` bisected to one head
+    (:meth:`Exp10Run.curve_record`). The threshold is the largest measured step within ``t``, as on
+    any curve; thresholds above the stop ratio are not read (None), and a dip back below ``t``
+    after the stop would be missed (the report says so)."""
+    ts, base_blocks = run.eval_ts, run.base_eval_blocks
+    n = len(order)
+    captures = {} if ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+
+    def measure_curve(st, label, _captures=None):
+        return sweeps.curve(run.engine, ts, kind, order, st, run.store, means, means_tokens, name=label,
+                            progress=run.progress, captures=captures)
+
+    base = float(run.P(base_blocks))
+    measured, above = [0], 0
+    for step in sorted(set(range(C23_STEP, n + 1, C23_STEP)) | {n}):
+        ratio = float(run.P(measure_curve([step], name)[0])) / base
+        measured.append(step)
+        above = above + 1 if ratio > C23_STOP else 0
+        if above >= 2:
+            break
+    rec = run.curve_record(name, kind, order, measured, ts, base_blocks, means, means_tokens, fine="bisect",
+                           description=description, weights=run.eval_w, unit=run.eval_unit,
+                           measure_curve=measure_curve, refine_at=(t,))
+    for other in [x for x in rec["thresholds"] if float(x) > C23_STOP]:
+        rec["thresholds"][other] = None
+        rec["thresholds_coarse_grid"][other] = None
+        rec["thresholds_bracket"][other] = None
+        rec.get("thresholds_ci95", {}).pop(other, None)
+    rec["protocol"] = (f"steps of {C23_STEP} heads until two consecutive ones exceed {C23_STOP}x (here up to "
+                       f"{measured[-1]} of {n}), then bisection of the {t}x gap; thresholds above {C23_STOP}x not read")
+    return rec
+
+
+def _chunk_sums(run: Exp10Run, name: str) -> tuple[list[int], np.ndarray]:
+    """A measured curve's steps and per-chunk loss sums [step, chunk]."""
+    steps, blocks = run._blocks[name]
+    return steps, blocks.sum(axis=-1)
+
+
+def _c23_every_layer(run: Exp10Run, ev: dict) -> None:
+    """C23 beyond one layer sample (quick): the best method's held-out curve and mean-ablation's over
+    every head of layers 1..L-1, each ranked on the rank range (the best method's single-head ΔPPL of
+    every layer: from ``--reuse-evidence`` when its file swept every layer, else measured here; the
+    sampled layers come from the cache), read at 1.1x (:func:`_read_to_threshold`), and their
+    difference with a paired cluster-bootstrap interval over held-out chunks
+    (:func:`semphase.intervals.threshold_difference_paired`; the Bonferroni one is too wide to decide)."""
+    every = list(range(1, run.lm.n_layers))
+    kind = run.best_method
+    if run.lin_delta_every is not None and kind in run.lin_delta_every["delta"]:
+        delta, source = run.lin_delta_every["delta"][kind], run.lin_delta_every["source"]
+    else:
+        blocks = sweeps.single_sweep(run.engine, run.ts, kind, run.store, every, progress=run.progress)
+        delta, source = run.P(blocks) / run.base - 1, "measured in this run (rank range)"
+    relu_order = _order_of(delta, ORIGINAL_DELTA_DIGITS)
+    mean_order = _ascending_order(run.mean_delta, 1)
+    relu = _read_to_threshold(run, "linear_l0p_every_heldout", kind, relu_order,
+                              description=f"{kind} replacement of every head of layers 1-{every[-1]}, ranked on the "
+                                          "rank range, evaluated on the held-out range (read at 1.1x)")
+    mean = _read_to_threshold(run, "mean_l0p_every_heldout", "mean", mean_order, run.means_all, run.ts.fingerprint,
+                              description=f"mean-ablation of every head of layers 1-{every[-1]}, means and ranking from "
+                                          "the rank range, evaluated on the held-out range (read at 1.1x)")
+    sa, ma = _chunk_sums(run, "linear_l0p_every_heldout")
+    sb, mb = _chunk_sums(run, "mean_l0p_every_heldout")
+    base = run.base_eval_blocks.sum(axis=-1)
+    counts = np.full(base.shape, float(run.cnt.sum()))
+    iv = intervals.threshold_difference_paired(sa, ma, sb, mb, base, counts, 1.1, seed=run.seed, unit="held-out chunks")
+    ev["c23_every_layer"] = {
+        "method": kind, "ranking_source": source, "layers": every, "n_candidates": len(relu_order),
+        "curves": {"linear": relu, "mean": mean},
+        "difference": {"1.1": {"value": int(iv.estimate), "ci95": [int(iv.low), int(iv.high)],
+                               "unit": f"{iv.n_clusters} held-out chunks; {iv.method}"}},
+    }
 
 
 def part_l(run: Exp10Run, ev: dict) -> None:
@@ -319,6 +416,142 @@ def part_v(run: Exp10Run, ev: dict) -> None:
         "bias_label": ("over-estimate (optimistic)" if mean_diff > 5 else "under-estimate" if mean_diff < -5 else "agree")
         if math.isfinite(mean_diff) else None,
         "rank": run.ts.describe(), "heldout": run.eval_ts.describe(),
+        "optimism_design": "the rank range's in-sample curve against the held-out range's: selection optimism and a "
+                           "change of text together (C26 is decided cross-fitted: ev['crossfit'])",
+    }
+    _crossfit(run, ev)
+
+
+def crossfit_optimism(t_aA: float, t_bA: float, t_bB: float, t_aB: float) -> tuple[float, float, float]:
+    """The cross-fitted optimism of a ranking chosen on its own range: within range A, ranking a
+    (chosen on A) minus ranking b (chosen on B), both read on A's tokens; within B the same
+    swapped; and their mean. Each difference compares two rankings on one text, so a difference of
+    text difficulty between A and B cancels. Returns (within A, within B, mean)."""
+    d_a, d_b = t_aA - t_bA, t_bB - t_aB
+    return d_a, d_b, (d_a + d_b) / 2
+
+
+FOLD_UNIT = ("the 2 rank ranges (folds: rank on one, evaluate on both), cluster t on 1 df; the folds share the two "
+             "rankings, so they are not fully independent")
+
+
+def _fold_interval(d_a: float, d_b: float) -> list[float]:
+    """The interval of the mean of the two within-range optimisms: a cluster t interval over the two
+    folds (:func:`semphase.intervals.cluster_mean`, t on 1 df: the only replication of 'rank on
+    one 2-chunk range, evaluate on another' the data hold; no resampling of blocks inside a chunk)."""
+    iv = intervals.cluster_mean(np.array([d_a, d_b], dtype=float), unit="rank ranges")
+    return [float(iv.low), float(iv.high)]
+
+
+def _crossfit(run: Exp10Run, ev: dict) -> None:
+    """C26 cross-fitted (issue 21): rank the candidates on A (the rank range) and on B (a range of the
+    same size after the held-out range), evaluate both rankings' cumulative curves on A and on B,
+    and take the in-sample minus out-of-sample threshold within each range (a change of text
+    cancels); a control of random head orders evaluated on both ranges gives the same statistic
+    without any selection."""
+    if run.cross_ts is None:
+        ev["crossfit"] = {"missing": "no second rank range B: the budget asks for none, or the data hold fewer than "
+                                     f"{run.ts.n_tokens} tokens after the held-out range (the full budget's held-out "
+                                     "range takes the rest of the split; lower --eval-tokens to leave room)"}
+        return
+    kind, curves = run.best_method, ev["curves"]
+    cts = run.cross_ts
+    base_b_blocks = sweeps.baseline(run.engine, cts, run.store, run.progress)
+    base_b = float(run.P(base_b_blocks))
+    layers = ev["linear"]["layers"]
+    blocks = sweeps.single_sweep(run.engine, cts, kind, run.store, layers, progress=run.progress)
+    delta_b = run.P(blocks) / base_b - 1
+    order_b = _order_of(delta_b, ORIGINAL_DELTA_DIGITS)
+    n_cand = len(run.best_order)
+    step = grid(n_cand, step=run.budget.grid_step)
+    fine = _fine(run)
+    where = {"A": (run.ts, run.base_blocks), "B": (cts, base_b_blocks)}
+    names = {("a", "A"): "linear_l0p_rank"}
+    for rk, order in (("b", order_b), ("a", run.best_order)):
+        for rg in ("A", "B"):
+            if (rk, rg) in names:
+                continue
+            name = f"crossfit_{rk}_on_{rg}"
+            ts, base_blocks = where[rg]
+            curves[name] = run.curve_record(
+                name, kind, order, step, ts, base_blocks, fine=fine, refine_at=(1.1,),
+                description=f"{kind} replacement ranked on range {rk.upper()}, evaluated on range {rg} (C26 cross-fitted)")
+            names[(rk, rg)] = name
+    th = {key: curves[name]["thresholds"] for key, name in names.items()}
+    optimism = {}
+    for t in (str(x) for x in THRESHOLDS):
+        d_a, d_b, mean = crossfit_optimism(th[("a", "A")][t], th[("b", "A")][t], th[("b", "B")][t], th[("a", "B")][t])
+        optimism[t] = {"within_A": d_a, "within_B": d_b, "value": mean, "ci95": _fold_interval(d_a, d_b),
+                       "unit": FOLD_UNIT}
+    all_a = curves[names[("a", "A")]]["ratio"][-1]
+    all_b = curves[names[("a", "B")]]["ratio"][-1]
+    from scipy import stats as sstats
+    swept_a, swept_b = run.lin_delta[kind][layers].ravel(), delta_b[layers].ravel()
+    ev["crossfit"] = {
+        "method": kind, "n_candidates": n_cand,
+        "ranges": {"A": run.ts.describe(), "B": cts.describe()},
+        "baseline_ppl": {"A": run.base, "B": base_b},
+        "all_replaced_ratio": {"A": all_a, "B": all_b},  # every candidate replaced: no ranking involved
+        "curves": {f"{rk}_on_{rg}": name for (rk, rg), name in names.items()},
+        "thresholds": {f"{rk}_on_{rg}": th[(rk, rg)] for rk, rg in names},
+        "optimism": optimism,
+        "ranking_agreement": {"spearman": float(sstats.spearmanr(swept_a, swept_b).statistic),
+                              "n_heads": int(swept_a.size)},
+        "delta_ppl_B": delta_b.tolist(),
+        "tolerance_heads": math.ceil(10 / 132 * n_cand),
+        "control": _random_order_control(run, where, n_cand, {rg: names[("a", rg)] for rg in where}),
+    }
+
+
+def _random_order_control(run: Exp10Run, where: dict, n_cand: int, all_from: dict, t: float = 1.1) -> dict:
+    """C26's control: ``budget.control_orders`` random orders of the same candidates (seeded), each
+    evaluated on A and on B, read at ``t`` only (a cheaper protocol than the rankings' curves: steps
+    0 and all, then bisection of the gap to one head; each range's chunks captured once for every
+    order). For every ordered pair of orders (i, j), i standing in for the ranking chosen on A and
+    j for the one chosen on B, the cross-fitted statistic and its fold interval are computed as for
+    the rankings: no order was selected on either range, so its expected value is 0, and the share
+    of pairs that pass the rule is the rule's rate of false optimism. Every order replaces the same
+    set at its last step (all candidates), so that step's loss sums are read from the ranking's curve
+    on the same range (``all_from``: range -> curve name) instead of being measured again."""
+    rng = np.random.default_rng([run.seed, 26, 1])
+    candidates = [list(x) for x in run.best_order]
+    kind = run.best_method
+    caps = {rg: ({} if ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None) for rg, (ts, _) in where.items()}
+    th: dict[str, list[int]] = {"A": [], "B": []}
+    brackets: dict[str, list] = {"A": [], "B": []}
+    n_orders = run.budget.control_orders
+    for i in range(n_orders):
+        order = [candidates[k] for k in rng.permutation(len(candidates))]
+        for rg, (ts, base_blocks) in where.items():
+            steps_all, blocks_all = run._blocks[all_from[rg]]
+            every = blocks_all[steps_all.index(n_cand)]
+
+            def measure_curve(st, label, _captures=None, ts=ts, rg=rg, order=order, every=every):
+                rest = [x for x in st if x != n_cand]
+                got = dict(zip(rest, sweeps.curve(run.engine, ts, kind, order, rest, run.store, name=label,
+                                                  progress=run.progress, captures=caps[rg]))) if rest else {}
+                return np.stack([every if x == n_cand else got[x] for x in st])
+            rec = run.curve_record(f"crossfit_random{i}_on_{rg}", kind, order, [0, n_cand], ts, base_blocks,
+                                   fine="bisect", refine_at=(t,), measure_curve=measure_curve)
+            run._blocks.pop(f"crossfit_random{i}_on_{rg}", None)
+            th[rg].append(int(rec["thresholds"][str(t)]))
+            brackets[rg].append(rec["thresholds_bracket"][str(t)])
+    pairs = []
+    for i in range(n_orders):
+        for j in range(n_orders):
+            if i != j:
+                d_a, d_b, mean = crossfit_optimism(th["A"][i], th["A"][j], th["B"][j], th["B"][i])
+                lo, hi = _fold_interval(d_a, d_b)
+                pairs.append({"value": mean, "ci95": [lo, hi], "passes": bool(mean > 0 and lo > 0)})
+    values = np.array([p["value"] for p in pairs], dtype=float)
+    return {
+        "n_orders": n_orders, "n_pairs": len(pairs), "seed": [run.seed, 26, 1], "at": str(t),
+        "protocol": f"random orders of the {n_cand} candidates; steps 0 and {n_cand}, then bisection of the {t}x gap to "
+                    "one head (only the threshold the rule reads); ordered pairs of orders stand in for the two rankings",
+        "thresholds": th, "brackets": brackets,
+        "optimism": values.tolist(),
+        "q95": float(np.quantile(values, 0.95)) if values.size else None,
+        "n_pass_rule": int(sum(p["passes"] for p in pairs)),
     }
 
 

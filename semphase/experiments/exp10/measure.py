@@ -26,6 +26,7 @@ from ...data import TokenSet
 from ...errors import SemphaseError
 from ...provenance import run_provenance
 from ...ablation import BLOCK
+from ... import intervals
 from ...stats import (N_BOOT, boot_ppl, correlation, heavy_tail_comparison, heavy_tail_powerlaw, interval, ppl, removable,
                       removable_replicates, resampling, threshold_bracket, zipf_fit)
 from . import EXPERIMENT
@@ -97,7 +98,8 @@ def _reuse(run: "Exp10Run", ev: dict, part: str, prev: dict | None) -> bool:
     if why:
         raise SemphaseError(f"--reuse-evidence: the file's part {part} cannot stand in for this run's: {why}. "
                             "Drop the option to measure it.")
-    restore(run, ev, prev)
+    if restore(run, ev, prev) == "measured":  # the file held more than this part (C23's every-layer relu ΔPPL)
+        return True
     prov = prev["provenance"]
     ev.setdefault("reused", {})[part] = {
         "source": prev.get("_reuse_path"), "git_commit": prov.get("git_commit"),
@@ -220,6 +222,28 @@ def _ascending_order(delta: np.ndarray, min_layer: int = 0, digits: int | None =
     return [[l, h] for l, h in heads]
 
 
+
+PAIRED_DIFFERENCE = ("paired cluster bootstrap of the threshold difference (the same chunk draws for both curves), "
+                     "percentile, widened to hold the estimate (semphase.intervals.threshold_difference_paired; "
+                     "coverage measured by simulation)")
+
+
+JACKKNIFE = "delete-one-chunk jackknife, t on G - 1 df (semphase.intervals.jackknife; coverage measured by simulation)"
+
+
+def _jk(value: float, loo_replicates: np.ndarray) -> list[float]:
+    """The jackknife interval of ``value`` from its delete-one-chunk replicates (semphase.intervals.jackknife)."""
+    iv = intervals.jackknife(value, loo_replicates)
+    return [float(iv.low), float(iv.high)]
+
+
+def paired_difference_ci(diff_replicates: np.ndarray, value: float) -> list[float]:
+    """The interval of a difference of two thresholds from paired bootstrap replicates (same chunk draws):
+    the percentile interval, widened where needed so that it holds the estimate ``value``
+    (:func:`semphase.intervals.threshold_difference_paired` is the same method on per-chunk sums)."""
+    lo, hi = interval(diff_replicates)
+    return [float(min(lo, value)), float(max(hi, value))]
+
 class Exp10Run:
     """State shared by the parts of one measurement.
 
@@ -246,7 +270,10 @@ class Exp10Run:
         self.n_total = lm.n_heads_total
         if self.heldout:
             self.eval_w, self.eval_unit = resampling(eval_ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
+            self.eval_loo = np.repeat(intervals.leave_one_out(eval_ts.n_chunks), len(self.cnt), axis=1)
         self.in_w, self.in_unit = resampling(ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
+        # delete-one-chunk weights [G, G * blocks] for the jackknife intervals of smooth statistics
+        self.in_loo = np.repeat(intervals.leave_one_out(ts.n_chunks), len(self.cnt), axis=1)
         # filled in by the parts, in order
         self.base_blocks = self.base_eval_blocks = self.zero = self.zero_eval = self.zero_delta = None
         self.base = self.base_eval = None
@@ -256,6 +283,9 @@ class Exp10Run:
         self.best_method = self.best_order = None
         self.mixed_order = self.mixed_order_heldout = None
         self.timing: dict[str, float] = {}
+        self.cross_ts: TokenSet | None = None  # C26's second rank range B (part v), when the data hold one
+        self.lin_delta_every: dict | None = None  # C23 on a layer sample: relu ΔPPL of every layer and its source
+        self._blocks: dict[str, tuple[list[int], np.ndarray]] = {}  # curve name -> (steps, loss sums [step, chunk, block])
 
     def P(self, blocks: np.ndarray) -> np.ndarray:
         return ppl(blocks, self.cnt)
@@ -309,6 +339,7 @@ class Exp10Run:
                 steps = fine_steps
                 ratios, judged = judge(blocks)
         thresholds = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
+        self._blocks[name] = (list(steps), blocks)
         rec = {
             "name": name,
             "description": description,
@@ -329,10 +360,20 @@ class Exp10Run:
             "ratios_rounded_as_original": original,
         }
         if weights is not None:
+            # Each threshold's interval: test inversion of per-step cluster t bounds over chunks
+            # (semphase.intervals.threshold; coverage measured by simulation). The paired bootstrap
+            # replicates are kept for differences of two curves on the same chunks (paired_difference).
+            chunk_nll = np.asarray(blocks).sum(axis=-1)  # [step, chunk]
+            base_nll = np.asarray(base_blocks).sum(axis=-1)  # [chunk]
+            chunk_cnt = np.full(base_nll.shape[-1], float(np.sum(self.cnt)))
+            ivs = {str(t): intervals.threshold(steps, chunk_nll, base_nll, chunk_cnt, t, unit="chunks")
+                   for t in THRESHOLDS}
+            rec["thresholds_ci95"] = {t: [int(iv.low), int(iv.high)] for t, iv in ivs.items()}
+            rec["interval_method"] = next(iter(ivs.values())).method
+            rec["chunk_nll"] = {"baseline": base_nll.tolist(), "counts": chunk_cnt.tolist(), "steps": chunk_nll.tolist()}
             bratio = boot_ppl(blocks, self.cnt, weights) / boot_ppl(base_blocks, self.cnt, weights)[:, None]
             reps = {str(t): removable_replicates(steps, bratio, t) for t in THRESHOLDS}
-            rec["thresholds_ci95"] = {t: list(interval(r)) for t, r in reps.items()}
-            rec["interval_unit"] = unit
+            rec["interval_unit"] = f"chunks ({base_nll.shape[-1]} chunks; {rec['interval_method']})"
             self._replicates = getattr(self, "_replicates", {})
             self._replicates[name] = reps
         return rec
@@ -382,19 +423,20 @@ def part_b(run: Exp10Run, ev: dict) -> None:
     }
     # the layer-0 share, on the held-out range when there is one (else in-sample)
     if run.heldout:
-        blocks, base_blocks, w, unit, where = run.zero_eval, run.base_eval_blocks, run.eval_w, run.eval_unit, "eval"
+        blocks, base_blocks, w, unit, where = run.zero_eval, run.base_eval_blocks, run.eval_loo, run.eval_unit, "eval"
         delta = np.asarray(ev["zero"]["delta_eval"])
     else:
-        blocks, base_blocks, w, unit, where = run.zero, run.base_blocks, run.in_w, run.in_unit, "rank"
+        blocks, base_blocks, w, unit, where = run.zero, run.base_blocks, run.in_loo, run.in_unit, "rank"
         delta = zero_delta
     pos = np.clip(delta, 0, None)
-    bpos = np.clip(run.boot_delta(blocks, base_blocks, w), 0, None)  # [n_boot, L, H]
+    bpos = np.clip(run.boot_delta(blocks, base_blocks, w), 0, None)  # [chunk left out, L, H]
     bshare = bpos[:, 0].sum(axis=1) / np.maximum(bpos.sum(axis=(1, 2)), 1e-300)
+    share = float(pos[0].sum() / pos.sum()) if pos.sum() > 0 else float("nan")
     ev["stats"].update({
-        "layer0_share": float(pos[0].sum() / pos.sum()) if pos.sum() > 0 else float("nan"),
-        "layer0_share_ci95": interval(bshare),
+        "layer0_share": share,
+        "layer0_share_ci95": _jk(share, bshare),
         "layer0_share_tokens": where,
-        "layer0_share_unit": unit,
+        "layer0_share_unit": f"chunks ({w.shape[0]} {'held-out' if run.heldout else 'rank-range'} chunks; {JACKKNIFE})",
         "heavy_tail": heavy_tail_powerlaw(delta.ravel()),
         "heavy_tail_tokens": where,
     })
@@ -453,8 +495,8 @@ def part_e(run: Exp10Run, ev: dict) -> None:
     else:  # part b did not run: that one head alone, not the whole held-out sweep
         eval_zero = sweeps.joint(run.engine, run.eval_ts, "zero", [(tl, th)], store, name=f"L{tl}H{th} zero (eval)",
                                  progress=progress)
-    bzero = run.boot_delta(eval_zero, run.base_eval_blocks, run.eval_w)
-    bmean = run.boot_delta(top_mean, run.base_eval_blocks, run.eval_w)
+    bzero = run.boot_delta(eval_zero, run.base_eval_blocks, run.eval_loo)  # [chunk left out]
+    bmean = run.boot_delta(top_mean, run.base_eval_blocks, run.eval_loo)
     with np.errstate(divide="ignore", invalid="ignore"):
         bratio = np.where(bmean > 0, bzero / bmean, np.inf)
         bshare = 1 - bmean / bzero
@@ -463,13 +505,13 @@ def part_e(run: Exp10Run, ev: dict) -> None:
     ev["top_head"] = {
         "head": [tl, th], "label": _label(tl, th),
         "zero_delta_rank": float(zero_delta[tl, th]),
-        "zero_delta_eval": z_eval, "zero_delta_eval_ci95": interval(bzero),
-        "mean_delta_eval": m_eval, "mean_delta_eval_ci95": interval(bmean),
+        "zero_delta_eval": z_eval, "zero_delta_eval_ci95": _jk(z_eval, bzero),
+        "mean_delta_eval": m_eval, "mean_delta_eval_ci95": _jk(m_eval, bmean),
         "ratio_zero_over_mean": z_eval / m_eval if m_eval > 0 else float("inf"),
-        "ratio_ci95": interval(bratio),
+        "ratio_ci95": _jk(z_eval / m_eval if m_eval > 0 else float("inf"), bratio),
         "bias_share": 1 - m_eval / z_eval if z_eval else None,
-        "bias_share_ci95": interval(bshare),
-        "interval_unit": run.eval_unit,
+        "bias_share_ci95": _jk(1 - m_eval / z_eval if z_eval else float("nan"), bshare),
+        "interval_unit": f"chunks ({run.eval_ts.n_chunks}; {JACKKNIFE})",
     }
 
 
@@ -508,10 +550,10 @@ def part_g(run: Exp10Run, ev: dict) -> None:
         reps = getattr(run, "_replicates", {})
         if "mean_l0p_heldout" in reps:
             diff = reps["mean_l0p_heldout"]["1.1"] - reps["zero_l0p_heldout"]["1.1"]  # paired: same resamples
+            value = curves["mean_l0p_heldout"]["thresholds"]["1.1"] - curves["zero_l0p_heldout"]["thresholds"]["1.1"]
             ev["mean_minus_zero_l0p_heldout"] = {
-                "at": "1.1", "value": curves["mean_l0p_heldout"]["thresholds"]["1.1"]
-                - curves["zero_l0p_heldout"]["thresholds"]["1.1"],
-                "ci95": list(interval(diff)), "unit": run.eval_unit}
+                "at": "1.1", "value": value, "ci95": paired_difference_ci(diff, value),
+                "unit": run.eval_unit, "interval_method": PAIRED_DIFFERENCE}
 
 
 def _interaction(run: Exp10Run, heads: list[tuple[int, int]], name: str) -> dict:
@@ -524,16 +566,19 @@ def _interaction(run: Exp10Run, heads: list[tuple[int, int]], name: str) -> dict
     base = run.base_eval
     ind = ppl(indiv, run.cnt) / base - 1
     joint_d = float(ppl(jz, run.cnt) / base - 1)
-    bind = run.boot_delta(indiv, run.base_eval_blocks, run.eval_w)  # [n_boot, k]
-    bjoint = run.boot_delta(jz, run.base_eval_blocks, run.eval_w)
+    bind = run.boot_delta(indiv, run.base_eval_blocks, run.eval_loo)  # [chunk left out, k]
+    bjoint = run.boot_delta(jz, run.base_eval_blocks, run.eval_loo)
     log_ind = np.log1p(ind)
     return {
         "n": len(heads), "heads": [[l, h] for l, h in heads],
-        "sum_individual_delta": float(ind.sum()), "sum_individual_delta_ci95": interval(bind.sum(axis=1)),
-        "joint_delta": joint_d, "joint_delta_ci95": interval(bjoint),
-        "interaction": joint_d - float(ind.sum()), "interaction_ci95": interval(bjoint - bind.sum(axis=1)),
+        "sum_individual_delta": float(ind.sum()), "sum_individual_delta_ci95": _jk(float(ind.sum()), bind.sum(axis=1)),
+        "joint_delta": joint_d, "joint_delta_ci95": _jk(joint_d, bjoint),
+        "interaction": joint_d - float(ind.sum()),
+        "interaction_ci95": _jk(joint_d - float(ind.sum()), bjoint - bind.sum(axis=1)),
         "interaction_log_ppl": float(np.log1p(joint_d) - log_ind.sum()),
-        "interaction_log_ppl_ci95": interval(np.log1p(bjoint) - np.log1p(bind).sum(axis=1)),
+        "interaction_log_ppl_ci95": _jk(float(np.log1p(joint_d) - log_ind.sum()),
+                                        np.log1p(bjoint) - np.log1p(bind).sum(axis=1)),
+        "interval_method": JACKKNIFE,
     }
 
 
@@ -561,7 +606,7 @@ def part_h(run: Exp10Run, ev: dict) -> None:
     if not run.heldout:
         return
     harm = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
-    hh: dict = {"heads": [[l, h] for l, h in harm], "n": len(harm), "interval_unit": run.eval_unit}
+    hh: dict = {"heads": [[l, h] for l, h in harm], "n": len(harm), "interval_unit": f"chunks ({run.eval_ts.n_chunks}; {JACKKNIFE})"}
     if len(harm) >= 2:
         hh.update(_interaction(run, harm, "harmful joint zero (eval)"))
         k = len(harm)
@@ -613,22 +658,46 @@ def _baseline(run: Exp10Run, ev: dict) -> None:
 def measure(ctx) -> dict:
     """The registry's entry point: exp10 on the session's model and budget."""
     from ...session import parse_layers
+    from .recovery import prompt_source
 
     layers = parse_layers(ctx.layers, ctx.lm.n_layers)
     ts = ctx.tokens()
+    eval_ts = ctx.eval_tokens(ts)
     return measure_tokens(ctx.lm, ts, ctx.budget, ctx.store, ctx.parts or PARTS, layers,
                           sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims,
-                          eval_ts=ctx.eval_tokens(ts), reuse=load_reuse(ctx.reuse_evidence))
+                          eval_ts=eval_ts, reuse=load_reuse(ctx.reuse_evidence),
+                          cross_ts=crossfit_tokens(ctx, ts, eval_ts), prompt_ts=prompt_source(ctx, ts, eval_ts))
+
+
+def crossfit_tokens(ctx, rank: TokenSet, eval_ts: TokenSet | None) -> TokenSet | None:
+    """C26's second rank range B (part v, cross-fitted optimism): as many tokens as the rank range
+    A, right after the held-out range, so that it overlaps neither; None when the budget asks for
+    none, there is no held-out range, or the data hold less than A's size after it (the full
+    budget's held-out range takes the rest of the split: C26 then skips and says so)."""
+    from ...data import load_eval_tokens
+
+    if not ctx.budget.crossfit or eval_ts is None or "v" not in expand_parts(ctx.parts or PARTS):
+        return None
+    s = ctx.session.settings
+    start = eval_ts.meta.get("token_range", [0, 0])[1]
+    if eval_ts.meta.get("tokens_available", 0) - start < rank.n_tokens:
+        return None
+    return load_eval_tokens(ctx.lm.tokenizer, rank.n_tokens, rank.ctx, s.split or ctx.experiment.data.split,
+                            s.data_dir, s.text_file, start=start)
 
 
 def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts: str = PARTS,
                    layers: list[int] | None = None, progress: sweeps.Progress | None = None,
                    head_batch: int = 1, seed: int = 0, asserts_claims: bool | None = None,
-                   eval_ts: TokenSet | None = None, reuse: dict | None = None) -> dict:
+                   eval_ts: TokenSet | None = None, reuse: dict | None = None,
+                   cross_ts: TokenSet | None = None, prompt_ts: TokenSet | None = None) -> dict:
     """Measure exp10 on ``lm``: rankings on ``ts``, held-out effects on ``eval_ts`` (disjoint;
     None: no held-out evidence). ``reuse``: an earlier run's evidence (:func:`load_reuse`) whose
     reusable parts (:func:`reusable_parts`) stand in for measuring them again. Returns the
-    evidence (JSON-ready)."""
+    evidence (JSON-ready). ``cross_ts``: C26's second rank range B, disjoint from both (part v's
+    cross-fitted optimism; None: C26's cross-fitted test skips). ``prompt_ts``: the chunks part p's
+    judged best-of-N draws its prompts from (every chunk after the rank range; None: the held-out
+    range)."""
     from ...device import seed_everything
 
     seed_everything(seed)
@@ -637,7 +706,11 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
     if eval_ts is not None:
         ts.meta.setdefault("subset", "rank")
         eval_ts.meta.setdefault("subset", "eval")
+    if cross_ts is not None:
+        cross_ts.meta.setdefault("subset", "rank B")
     run = Exp10Run(lm, ts, budget, store, progress or sweeps.Progress(False), head_batch, seed, layers, eval_ts)
+    run.cross_ts = cross_ts
+    run.prompt_ts = prompt_ts
     L, H = lm.n_layers, lm.n_heads
     all_layers = layers is None or sorted(set(layers)) == list(range(L))
     wall = time.perf_counter()
