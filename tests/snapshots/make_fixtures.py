@@ -65,13 +65,15 @@ CUTS = {
     "exp2": [("words", "*", "prompts")],
     "exp3": [("g_mean_boot",), ("null_g_mean_random",), ("nulls", "*", "*", "mean_corr"),
              ("nulls", "*", "*", "mean_rmse"), ("words", "*", "prompts")],
-    "exp6": [],
+    "exp6": [("chunk_nll", "items", "*")],
     "exp7": [],
     "exp8": [],
     "exp9": [],
     "exp10": [("curves", "*", "order"), ("curves", "*", "ppl"), ("curves", "*", "ratio"), ("curves", "*", "steps"), ("recovery", "best_of_n", "*", "per_prompt"), ("recovery", "prompts", "windows"),
               ("linear", "best", "best_ranking"), ("linear", "best", "mixed_ranking"),
-              ("linear", "per_method", "*", "delta_ppl"), ("zero", "delta_eval")],
+              ("linear", "per_method", "*", "delta_ppl"), ("zero", "delta_eval"), ("curves", "*", "chunk_nll", "steps"),
+              ("recovery", "judged", "per_prompt"), ("recovery", "judged", "prompts", "windows"),
+              ("recovery", "judged", "reference_nll_per_prompt")],
 }
 
 
