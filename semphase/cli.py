@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run registered experiments, in the order given, each on every --model (what one "
                                      "measures, the next reuses through the session): " + "; ".join(
                              f"{e.id} ({', '.join(e.claim_ids)}): {e.title}" for e in registry.all_experiments()))
-    run.add_argument("experiment", nargs="+", choices=list(registry.EXPERIMENTS),
-                     help="one or more experiments: " + ", ".join(registry.EXPERIMENTS))
+    run.add_argument("experiment", nargs="+", choices=["all", *registry.EXPERIMENTS],
+                     help="one or more experiments: " + ", ".join(registry.EXPERIMENTS)
+                          + "; all: every registered experiment, in the order their needs set")
     _common(run, several_models=True)
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
     run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
@@ -143,6 +144,13 @@ def settings_from(args, **extra) -> Settings:
 
 
 def cmd_run(args) -> int:
+    if "all" in args.experiment:
+        given = [o for o, v in (("--parts", args.parts), ("--layers", args.layers),
+                                ("--reuse-evidence", args.reuse_evidence)) if v]
+        if given:
+            raise SemphaseError(f"{', '.join(given)}: options of one experiment; 'run all' runs every experiment as its "
+                                "budget says. Name the experiments instead (e.g. run exp10 ...).")
+        args.experiment = registry.dependency_order()
     exps = [registry.get(e) for e in dict.fromkeys(args.experiment)]
     for exp in exps:
         if args.parts and not exp.parts:

@@ -151,6 +151,25 @@ def all_experiments() -> list[Experiment]:
     return [get(e) for e in EXPERIMENTS]
 
 
+def dependency_order() -> list[str]:
+    """Every registered experiment, each after the experiments whose evidence it needs (registry order
+    otherwise), so that ``run all`` measures a needed experiment once, before its readers."""
+    done: list[str] = []
+
+    def visit(exp_id: str, path: tuple[str, ...] = ()) -> None:
+        if exp_id in done:
+            return
+        if exp_id in path:
+            raise RuntimeError(f"experiments need each other in a cycle: {' -> '.join(path + (exp_id,))}")
+        for need in get(exp_id).needs:
+            visit(need.experiment, path + (exp_id,))
+        done.append(exp_id)
+
+    for exp_id in EXPERIMENTS:
+        visit(exp_id)
+    return done
+
+
 def markers() -> dict[str, str]:
     """Every marker: one per experiment, then the others."""
     out = {e.id: e.marker_text for e in all_experiments()}

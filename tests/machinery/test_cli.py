@@ -47,6 +47,22 @@ def test_unwritable_output_dir(tmp_path):
                        "not writable")
 
 
+def test_run_all_is_every_experiment_after_what_it_needs():
+    """`run all` expands to every registered experiment, each after the experiments it needs."""
+    from semphase import registry
+
+    order = registry.dependency_order()
+    assert sorted(order) == sorted(registry.EXPERIMENTS)
+    for exp in registry.all_experiments():
+        for need in exp.needs:
+            assert order.index(need.experiment) < order.index(exp.id), (exp.id, need.experiment)
+
+
+def test_run_all_refuses_options_of_one_experiment():
+    one_sentence_error(cli("run", "all", "--model", "smollm2-135m", "--parts", "a", "--output-dir", "/tmp/x-semphase"),
+                       "--parts", "run all")
+
+
 @pytest.fixture
 def tiny_run(tiny_llama, tiny_text, tmp_path):
     def run(*extra):
