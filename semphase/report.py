@@ -411,6 +411,7 @@ def render_summary(layout: OutputLayout) -> str:
     if not rows:
         lines.append("No experiment has been run into this folder yet.")
         return "\n".join(lines) + "\n"
+    lines += what_holds(layout, rows)
     lines += [totals(rows), "", *SUMMARY_HEADER]
     lines += [_summary_row(r) for r in rows]
     own = []
@@ -423,6 +424,47 @@ def render_summary(layout: OutputLayout) -> str:
                   "report). Their measured rows; their skipped rows are in each folder's summary. Not in the totals "
                   "above.", "", *SUMMARY_HEADER] + own
     return "\n".join(lines) + "\n"
+
+
+def _model_variants(layout: OutputLayout) -> dict[str, str]:
+    """Each model's exact weights and device as its records' provenance states them."""
+    from . import registry
+
+    out: dict[str, set[str]] = {}
+    for exp in registry.all_experiments():
+        for rec in load_records(layout, exp.id):
+            mp = ((rec["evidence"].get("provenance") or {}).get("model")) or {}
+            if mp:
+                what = mp.get("description") or mp.get("hub_id") or mp.get("model")
+                out.setdefault(rec["evidence"]["model"], set()).add(
+                    f"{what}; device {mp.get('device')}, {mp.get('dtype')}, TF32 matmul {mp.get('tf32_matmul')}")
+    return {m: " | ".join(sorted(v)) for m, v in out.items()}
+
+
+def what_holds(layout: OutputLayout, rows: list[dict]) -> list[str]:
+    """Per model, generated from the rows (no hand-written numbers): which of the original's claims the
+    hypothesis and arithmetic tests support, contradict, split on, or leave undecided."""
+    variants = _model_variants(layout)
+    lines = ["## What holds on each model", ""]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        by_claim: dict[str, set[str]] = {}
+        for r in rows:
+            if r["model"] == model and r["kind"] in ("H", "A") and r["claim"].startswith("C"):
+                by_claim.setdefault(r["claim"], set()).add(r["original_verdict"])
+        groups = {"supported": [], "contradicted": [], "split between its tests": [], "undecided": []}
+        for claim in sorted(by_claim, key=lambda c: int(c[1:]) if c[1:].isdigit() else 0):
+            seen = by_claim[claim] - {"undecided", "n/a"}
+            key = ("undecided" if not seen else "split between its tests" if len(seen) > 1
+                   else "supported" if seen == {"supported"} else "contradicted")
+            groups[key].append(claim)
+        budgets = sorted({str(r["budget"]) for r in rows if r["model"] == model})
+        lines.append(f"**{model}** ({variants.get(model, 'provenance not recorded')}; budgets: {', '.join(budgets)}). "
+                     "The original's claims, by this model's decided hypothesis and arithmetic tests: " +
+                     "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items() if v) +
+                     ". A claim is *supported* when every decided test of it supports it, *split* when its tests "
+                     "disagree, *undecided* when none of its tests is decided (inconclusive, skipped or not asserted).")
+        lines.append("")
+    return lines
 
 
 def own_folders(layout: OutputLayout) -> list[OutputLayout]:
