@@ -28,9 +28,8 @@ from ... import intervals, sweeps
 from ...errors import SemphaseError
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
-from ...stats import interval
-from .measure import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, THRESHOLDS, Exp10Run,
-                      _ascending_order, _distribution_stats, grid)
+from .measure import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, THRESHOLDS,
+                      Exp10Run, _ascending_order, _distribution_stats, grid, paired_difference_ci)
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
@@ -160,9 +159,11 @@ def _paired_difference(run: Exp10Run, ev: dict, a: str, b: str, key: str) -> Non
     curves = ev["curves"]
     if a not in reps or b not in reps:
         return
-    ev[key] = {t: {"value": curves[a]["thresholds"][t] - curves[b]["thresholds"][t],
-                   "ci95": list(interval(reps[a][t] - reps[b][t])), "unit": run.eval_unit}
-               for t in (str(x) for x in THRESHOLDS)}
+    ev[key] = {}
+    for t in (str(x) for x in THRESHOLDS):
+        value = curves[a]["thresholds"][t] - curves[b]["thresholds"][t]
+        ev[key][t] = {"value": value, "ci95": paired_difference_ci(reps[a][t] - reps[b][t], value),
+                      "unit": run.eval_unit, "interval_method": PAIRED_DIFFERENCE}
 
 
 def _fine(run: Exp10Run) -> bool | str:
@@ -394,7 +395,8 @@ def part_v(run: Exp10Run, ev: dict) -> None:
         a, b = reps["linear_l0p_rank"][t], reps["linear_l0p_heldout"][t]
         diff = a[rng.permutation(len(a))] - b  # independent ranges: pair replicates at random
         optimism[t] = {"in_sample": in_res["thresholds"][t], "heldout": held_res["thresholds"][t],
-                       "value": in_res["thresholds"][t] - held_res["thresholds"][t], "ci95": list(interval(diff)),
+                       "value": in_res["thresholds"][t] - held_res["thresholds"][t],
+                       "ci95": paired_difference_ci(diff, in_res["thresholds"][t] - held_res["thresholds"][t]),
                        "unit": f"rank range: {run.in_unit}; held-out range: {run.eval_unit}",
                        "curves": ["linear_l0p_rank", "linear_l0p_heldout"]}
     v5 = {t: inside["thresholds"][t] - held["thresholds"][t] for t in (str(x) for x in THRESHOLDS)}

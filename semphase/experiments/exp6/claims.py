@@ -8,6 +8,8 @@ invariants on the real model at every budget.
 """
 from __future__ import annotations
 
+import statistics
+
 
 from ...claims import ClaimResult, ClaimSet, cond, requires, rule
 from ...models import registry_name
@@ -56,8 +58,7 @@ def control_note(what: str, draws: list[dict], op: str, bound: float, measured: 
     ratios = sorted(float(d["ratio"]) for d in draws)
     n = len(ratios)
     passing = sum((r > bound) if op == ">" else (r < bound) for r in ratios)
-    med = ratios[n // 2] if n % 2 else (ratios[n // 2 - 1] + ratios[n // 2]) / 2
-    text = (f"Control ({what}, {n} draw{'s' if n != 1 else ''}): PPL ratio median {med:.4g}, range {ratios[0]:.4g} to "
+    text = (f"Control ({what}, {n} draw{'s' if n != 1 else ''}): PPL ratio median {statistics.median(ratios):.4g}, range {ratios[0]:.4g} to "
             f"{ratios[-1]:.4g}; {passing} of {n} pass the same bound ({op} {bound:g})")
     if passing == n:
         text += ", so the control passes this rule too and the condition alone does not tell the method from chance"
