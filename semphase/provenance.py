@@ -48,7 +48,7 @@ def base_provenance(lm, seed: int, wall_seconds: float, store=None) -> dict:
         "model": lm.provenance(),
         "seed": seed,
         "wall_seconds": wall_seconds,
-        "cache": dict(store.stats) if store is not None else None,
+        "cache": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in store.stats.items()} if store is not None else None,
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

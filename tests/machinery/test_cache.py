@@ -79,3 +79,20 @@ def test_memory_store_keeps_nothing_on_disk(tmp_path):
     store = EvidenceStore(None)
     store.entry("k", KEY).put("u", [1])
     assert store.entry("k", KEY).get("u") == [1]
+
+
+def test_units_keep_their_compute_time_for_a_resumed_run(tmp_path):
+    """A unit records how long it took; a second store reading it back counts those seconds as the
+    cost of the cached part (a unit written without a time counts as a hit, untimed)."""
+    import time
+
+    first = EvidenceStore(tmp_path)
+    entry = first.entry("sweep", {"m": 1})
+    entry.get_or_compute("u0", lambda: (time.sleep(0.05), 1)[1])
+    entry.put("u1", 2)  # no time given
+    assert first.stats["computed"] == 2 and first.stats["computed_seconds"] >= 0.05
+    again = EvidenceStore(tmp_path)
+    entry = again.entry("sweep", {"m": 1})
+    assert entry.get("u0") == 1 and entry.get("u1") == 2
+    assert again.stats["hits"] == 2 and again.stats["hits_timed"] == 1
+    assert again.stats["hit_seconds"] >= 0.05 and again.stats["computed"] == 0
