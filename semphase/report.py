@@ -284,7 +284,10 @@ class ReportSpec:
     * ``figures(ev, folder)``: draw the figures, return their paths;
     * ``data_files(ev, claims)``: extra data files {file name: JSON object} (science.md 18);
     * ``figure_glob``: the pattern of one model's figures, with ``{tag}``;
-    * ``header(rec)``: the heading of one record (default "## {model}").
+    * ``header(rec)``: the heading of one record (default "## {model}");
+    * ``protocol(ev, claim_id)``: the protocol that measured one claim's evidence beyond the budget
+      (for example exp10's phases 2-3 "6-layer sample" against "every layer"; default the budget
+      alone). Two rows of one claim test and model are two protocols, never two runs of one.
     """
 
     intro: Callable[[list[dict], OutputLayout], str]
@@ -294,6 +297,14 @@ class ReportSpec:
     data_files: Callable[[dict, list[dict]], dict[str, object]] = lambda ev, claims: {}
     figure_glob: str = ""
     header: Callable[[dict], str] | None = None
+    protocol: Callable[[dict, str], str] | None = None
+
+
+def protocol_of(exp, ev: dict, claim_id: str) -> str:
+    """The row's protocol: the budget, and what the experiment says beyond it."""
+    budget = str(ev.get("budget", "n/a"))
+    extra = exp.report.protocol(ev, claim_id) if getattr(exp.report, "protocol", None) else ""
+    return f"{budget}; {extra}" if extra else budget
 
 
 def render(exp, records: list[dict], layout: OutputLayout) -> str:
@@ -341,7 +352,7 @@ def _anchor(heading: str) -> str:
     return out.replace(" ", "-")
 
 
-SUMMARY_HEADER = ["| claim | experiment | test | kind | asserts | model | budget | verdict | deciding condition | "
+SUMMARY_HEADER = ["| claim | experiment | test | kind | asserts | model | protocol | verdict | deciding condition | "
                   "the original's claim | section |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
 
@@ -356,7 +367,8 @@ _TALLY_ORDER = ("replicates", "does NOT replicate", "inconclusive", "error", "no
 _KIND_TITLES = {"H": "hypothesis tests", "R": "reproduction tests", "A": "arithmetic", "S": "sanity checks"}
 
 # The tidy table's columns (reports/claims.csv and claims.jsonl), one row per claim test, model and folder.
-TIDY_COLUMNS = ["folder", "experiment", "claim", "test", "kind", "asserts", "model", "budget", "verdict", "verdict_value",
+TIDY_COLUMNS = ["folder", "experiment", "claim", "test", "kind", "asserts", "model", "budget", "protocol", "verdict",
+                "verdict_value",
                 "deciding_name", "deciding_value", "deciding_op", "deciding_target", "deciding_low", "deciding_high",
                 "deciding_unit", "deciding_status", "original_claim", "original_verdict", "report", "data_file"]
 
@@ -414,16 +426,57 @@ def render_summary(layout: OutputLayout) -> str:
     lines += what_holds(layout, rows)
     lines += [totals(rows), "", *SUMMARY_HEADER]
     lines += [_summary_row(r) for r in rows]
-    own = []
-    for sub in own_folders(layout):
-        own += [_summary_row(r) for r in summary_records(sub, layout.reports, measured_only=True)]
-    if own:
-        lines += ["", "## Runs in folders of their own", "",
-                  f"Runs of some parts only, kept apart from `{rel(layout.data, layout.reports)}/` (each folder has its "
-                  "own data, figures, reports and summary; it may come from another device or commit, said in its "
-                  "report). Their measured rows; their skipped rows are in each folder's summary. Not in the totals "
-                  "above.", "", *SUMMARY_HEADER] + own
+    variants, superseded = variant_rows(layout, rows)
+    if variants or superseded:
+        lines += ["", "## Protocol variants", "",
+                  f"Runs kept in folders of their own beside `{rel(layout.data, layout.reports)}/` (each with its own "
+                  "data, figures, reports and summary; device and commit in its report). Only their measured rows "
+                  "under a protocol the table above does not hold are shown, so no claim test, model and protocol "
+                  "has two rows; not in the totals above."]
+        if superseded:
+            lines[-1] += (f" {superseded} measured row(s) of these folders repeat a protocol the table above "
+                          "already holds and are left out (the table above decides).")
+        lines += [""]
+        lines += protocol_sentences(rows, variants)
+        if variants:
+            lines += ["", *SUMMARY_HEADER] + [_summary_row(r) for r in variants]
     return "\n".join(lines) + "\n"
+
+
+def variant_rows(layout: OutputLayout, rows: list[dict]) -> tuple[list[dict], int]:
+    """The measured rows of the folders beside ``layout``'s whose (test, model, protocol) no row of
+    ``rows`` or of an earlier folder holds, and how many were left out for repeating one."""
+    seen = {(r["test"], r["model"], r["protocol"]) for r in rows}
+    out, dropped = [], 0
+    for sub in own_folders(layout):
+        for r in summary_records(sub, layout.reports, measured_only=True):
+            key = (r["test"], r["model"], r["protocol"])
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            out.append(r)
+    return out, dropped
+
+
+def protocol_sentences(rows: list[dict], variants: list[dict]) -> list[str]:
+    """One sentence per claim test and model whose verdicts differ between protocols, saying which
+    row the totals count."""
+    main = {(r["test"], r["model"]): r for r in rows if r["verdict"] != "skipped"}
+    main_any = {(r["test"], r["model"]): r for r in rows}
+    out = []
+    for v in variants:
+        m = main.get((v["test"], v["model"]))
+        if m is None:
+            m0 = main_any.get((v["test"], v["model"]))
+            if m0 is not None:
+                out.append(f"- {v['claim']} `{v['test']}` on {v['model']}: decided only under protocol *{v['protocol']}* "
+                           f"({v['verdict']}); the table above skips it under *{m0['protocol']}*.")
+            continue
+        if m["verdict"] != v["verdict"]:
+            out.append(f"- {v['claim']} `{v['test']}` on {v['model']}: *{m['verdict']}* under *{m['protocol']}* (counted "
+                       f"above), *{v['verdict']}* under *{v['protocol']}*.")
+    return out + ([""] if out else [])
 
 
 def _model_variants(layout: OutputLayout) -> dict[str, str]:
@@ -479,7 +532,7 @@ def own_folders(layout: OutputLayout) -> list[OutputLayout]:
 def _summary_row(r: dict) -> str:
     link = f"[{r['experiment']}]({r['report']})"
     return (f"| {r['claim']} | {r['experiment']} | `{r['test']}` | {r['kind']} | {cell(r['asserts'])} | {r['model']} | "
-            f"{r['budget']} | {r['verdict']} | {cell(r['deciding'])} | {r['original_verdict']} | {link} |")
+            f"{r['protocol']} | {r['verdict']} | {cell(r['deciding'])} | {r['original_verdict']} | {link} |")
 
 
 def summary_records(layout: OutputLayout, reports: Path, measured_only: bool = False) -> list[dict]:
@@ -504,7 +557,8 @@ def summary_records(layout: OutputLayout, reports: Path, measured_only: bool = F
                 rows.append({
                     "folder": where, "experiment": exp.id, "claim": c["claim"], "test": c["test"],
                     "kind": c["kind"], "asserts": c.get("asserts", ""), "model": ev["model"],
-                    "budget": ev.get("budget", "n/a"), "verdict": c["verdict"],
+                    "budget": ev.get("budget", "n/a"), "protocol": protocol_of(exp, ev, c["claim"]),
+                    "verdict": c["verdict"],
                     "verdict_value": c.get("verdict_value", ""),
                     "deciding_name": (d or {}).get("name"), "deciding_value": (d or {}).get("value"),
                     "deciding_op": (d or {}).get("op"), "deciding_target": (d or {}).get("target"),

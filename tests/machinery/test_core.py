@@ -131,8 +131,10 @@ def test_summary_lists_every_claim_of_every_record(tmp_path):
 
 
 def test_summary_lists_the_measured_rows_of_runs_in_folders_of_their_own(tmp_path):
-    """A run of some parts kept in a folder beside data/ (results/NAME/ for the default layout) has
-    its measured rows in the summary, linked to its own report, outside the totals; its skips not."""
+    """A run kept in a folder beside data/ (results/NAME/ for the default layout) has its measured
+    rows in the summary's protocol variants, linked to its own report, outside the totals; its skips
+    not; a row whose claim test, model and protocol the main table already holds is left out and
+    counted, and a claim decided only in the variant says so in a sentence."""
     from semphase.report import OutputLayout, render_summary, write_json
 
     layout = OutputLayout.make(None, tmp_path)
@@ -145,13 +147,16 @@ def test_summary_lists_the_measured_rows_of_runs_in_folders_of_their_own(tmp_pat
     write_json(sub.data / "exp1_m.json", {"evidence": {"experiment": "exp1", "model": "m", "tag": "m"}, "claims": [
         ClaimResult("C3", "test_c3_last_block_jump_beats_random_direction_null", "H", "s",
                     [cond("fraction", 0.1, ">=", 0.6)]).to_json(),
-        ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H", "s", []).skip("needs part z").to_json()]})
+        ClaimResult("C1", "test_c1_context_after_target_has_no_effect", "H", "s", []).skip("needs part z").to_json(),
+        ClaimResult("C2", "test_c2_fan_ordering_beats_shuffled_sense_null", "H", "s",
+                    [cond("mean τ", 0.1, ">", 0.2)]).to_json()]})
     text = render_summary(layout)
-    main, own = text.split("## Runs in folders of their own")
+    main, own = text.split("## Protocol variants")
     assert "Totals: hypothesis tests (H): 1 replicate." in main and "test_c3" not in main
     assert "| C3 | exp1 | `test_c3_last_block_jump_beats_random_direction_null` |" in own
     assert "does NOT replicate" in own and "(../results/parts-cpu/reports/exp1_results.md#m)" in own
     assert "test_c1" not in own
+    assert "`test_c2" not in own and "1 measured row(s) of these folders repeat a protocol" in own
 
 
 # -- pytest: an inconclusive claim is its own outcome ------------------------------------------------

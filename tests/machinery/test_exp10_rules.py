@@ -165,3 +165,18 @@ def test_hook_z_excludes_b_v_after_fold_value_biases(tmp_path):
     assert not torch.allclose(z_plain_raw, z_biased_raw, atol=1e-3)
     # the model's function is kept (center_unembed shifts each position's logits by a constant)
     assert torch.allclose(logits_biased.log_softmax(-1), logits_biased_raw.log_softmax(-1), atol=1e-4)
+
+
+def test_phase23_rows_name_their_layer_protocol():
+    """The summary's protocol of exp10's phase 2-3 rows says whether every layer or a sample was
+    replaced; phase-1 rows carry the budget alone."""
+    from semphase import registry
+    from semphase.report import protocol_of
+
+    exp = registry.get("exp10")
+    sample = {"budget": "quick", "n_layers": 30, "linear": {"layers": [1, 7, 12, 18, 23, 29]}}
+    every = {"budget": "quick", "n_layers": 30, "linear": {"layers": list(range(1, 30))}}
+    assert protocol_of(exp, sample, "C24") == "quick; phases 2-3 on a 6-layer sample"
+    assert protocol_of(exp, every, "C24") == "quick; phases 2-3 on every layer"
+    assert protocol_of(exp, sample, "C17") == "quick"
+    assert protocol_of(exp, dict(sample, c23_every_layer={"x": 1}), "C23").endswith("C23's pair on every layer")

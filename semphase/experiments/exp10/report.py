@@ -394,5 +394,23 @@ def data_files(ev: dict, claims: list[dict]) -> dict[str, object]:
     return out
 
 
+# Claims whose evidence depends on the layers phases 2-3 replaced (part i's sample or every layer).
+_PHASE23_SAMPLED = {"C24", "C25", "C26", "C27", "C28"}
+
+
+def protocol(ev: dict, claim_id: str) -> str:
+    """Phases 2-3's protocol for the rows that depend on it: "every layer" (the original's) or
+    "N-layer sample"; C23's hypothesis row is decided on every layer's heads wherever it is decided
+    (its every-layer pair at quick)."""
+    lin = ev.get("linear") or {}
+    layers, L = lin.get("layers"), ev.get("n_layers")
+    if claim_id not in _PHASE23_SAMPLED | {"C23"} or not layers or not L:
+        return ""
+    every = len(set(layers)) >= L - 1
+    if claim_id == "C23" and ev.get("c23_every_layer") and not every:
+        return f"phases 2-3 on a {len(set(layers))}-layer sample, C23's pair on every layer"
+    return "phases 2-3 on every layer" if every else f"phases 2-3 on a {len(set(layers))}-layer sample"
+
+
 REPORT = ReportSpec(intro=intro, section=section, provenance=provenance, figures=exp10_figures,
-                    data_files=data_files, figure_glob="exp10*_{tag}.png")
+                    data_files=data_files, figure_glob="exp10*_{tag}.png", protocol=protocol)
