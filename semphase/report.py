@@ -426,6 +426,7 @@ def render_summary(layout: OutputLayout) -> str:
     lines += what_holds(layout, rows)
     lines += [totals(rows), "", *SUMMARY_HEADER]
     lines += [_summary_row(r) for r in rows]
+    lines += cost_lines(layout)
     variants, superseded = variant_rows(layout, rows)
     if variants or superseded:
         lines += ["", "## Protocol variants", "",
@@ -441,6 +442,50 @@ def render_summary(layout: OutputLayout) -> str:
         if variants:
             lines += ["", *SUMMARY_HEADER] + [_summary_row(r) for r in variants]
     return "\n".join(lines) + "\n"
+
+
+def _seconds(x) -> str:
+    if not isinstance(x, (int, float)):
+        return "n/a"
+    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
+
+
+def cost_lines(layout: OutputLayout) -> list[str]:
+    """What each measurement in ``layout.data`` cost, from its records (generated; nothing typed
+    in): the wall time of the process that wrote it, and the seconds of every cache unit it used,
+    computed then or read back from an earlier, interrupted run (their sum is the cost from an
+    empty cache where every unit carries its time); exp10's parts from its own timing."""
+    from . import registry
+
+    out = []
+    for exp in registry.all_experiments():
+        for rec in load_records(layout, exp.id):
+            ev = rec["evidence"]
+            cost, prov = ev.get("cost") or {}, ev.get("provenance") or {}
+            device = (prov.get("model") or {}).get("device", "n/a")
+            wall = cost.get("wall_seconds", prov.get("wall_seconds"))
+            if cost:
+                units = (f"{cost['units_computed']} computed ({_seconds(cost['units_computed_seconds'])}), "
+                         f"{cost['units_read']} read back ({_seconds(cost['units_read_seconds'])}"
+                         + (f"; {cost['units_read_untimed']} without a recorded time" if cost['units_read_untimed'] else "")
+                         + ")")
+                total = _seconds(cost["units_computed_seconds"] + cost["units_read_seconds"]) + \
+                    (" + untimed units" if cost["units_read_untimed"] else "")
+            else:
+                units, total = "not recorded (measured before the cost was kept)", "n/a"
+            parts = ", ".join(f"{k} {_seconds(v)}" for k, v in (ev.get("timing") or {}).items()
+                              if k != "total" and exp.id == "exp10")
+            out.append(f"| {exp.id} | {ev['model']} | {device} | {ev.get('budget', 'n/a')} | {_seconds(wall)} | {units} | "
+                       f"{total} | {parts or '-'} |")
+    if not out:
+        return []
+    return ["", "## What the measurements cost", "",
+            "Per data file: the wall time of the process that measured it; the cache units it used, computed in "
+            "that process or read back from an earlier, interrupted run, with the seconds each took when computed "
+            "(their sum: the measurement's cost from an empty cache on that device); exp10's time per part in "
+            "the process that wrote it.", "",
+            "| experiment | model | device | budget | wall time | cache units | units' compute time | exp10 parts |",
+            "|---|---|---|---|---|---|---|---|", *out]
 
 
 def variant_rows(layout: OutputLayout, rows: list[dict]) -> tuple[list[dict], int]:

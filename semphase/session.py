@@ -13,6 +13,7 @@ Library functions below it take explicit arguments; nothing here knows about arg
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 
 from . import registry
@@ -219,9 +220,10 @@ class Session:
         return self._stimuli
 
     def head_batch(self, lm) -> int:
+        """Heads ablated side by side in one batched forward (``--head-batch``, else automatic)."""
         if self.settings.head_batch:
             return self.settings.head_batch
-        return lm.n_heads if lm.device.type == "cuda" else 1
+        return auto_head_batch(lm.n_heads, self.settings.get_budget().ctx, lm.device.type)
 
     # -- evidence ---------------------------------------------------------------------------
     def asserts_claims(self, exp: registry.Experiment) -> bool:
@@ -245,7 +247,10 @@ class Session:
             ctx = MeasureContext(self, exp, lm, self.store, s.get_budget(), self.asserts_claims(exp), s.seed,
                                  s.progress, parts, layers, self.head_batch(lm), heldout,
                                  s.reuse_evidence if need is None else None)
-            self._evidence[key] = exp.measure(ctx)
+            before, start = dict(self.store.stats), time.perf_counter()
+            ev = exp.measure(ctx)
+            ev["cost"] = measurement_cost(before, self.store.stats, time.perf_counter() - start)
+            self._evidence[key] = ev
         return self._evidence[key]
 
     def fetch(self, exp_id: str, lm, need: registry.Need | None = None) -> tuple[dict | None, str | None]:
@@ -323,3 +328,29 @@ def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
         raise SemphaseError(f"--layers {text!r}: this model has layers 0 to {n_layers - 1}; "
                             f"{', '.join(map(str, bad)) or 'none given'} out of range.")
     return layers
+
+
+def auto_head_batch(n_heads: int, ctx: int, device_type: str) -> int:
+    """The default head batch: every head of a layer at once on a GPU; on a CPU, as many heads as
+    keep a batch within about 1,024 positions (one head at a time for 1,024-token chunks, where
+    batching does not pay on two cores; several for the smoke budget's 128-token chunks, whose
+    forwards are dominated by per-call overhead: ``python -m semphase bench head-batch`` measures
+    the ratio), dealt into groups of equal size."""
+    if device_type == "cuda":
+        return n_heads
+    most = max(1, min(n_heads, 1024 // max(1, int(ctx))))
+    groups = -(-n_heads // most)
+    return -(-n_heads // groups)
+
+
+def measurement_cost(before: dict, after: dict, wall_seconds: float) -> dict:
+    """What one measurement cost: its wall time in this process, the cache units it computed and
+    their seconds, and the units it read back with the seconds they took when computed (by an
+    earlier, interrupted run: the sum is the cost of the whole measurement from an empty cache,
+    where every unit carries its time)."""
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in ("computed", "hits", "computed_seconds", "hit_seconds",
+                                                         "hits_timed")}
+    return {"wall_seconds": round(wall_seconds, 3), "units_computed": d["computed"],
+            "units_computed_seconds": round(d["computed_seconds"], 3), "units_read": d["hits"],
+            "units_read_seconds": round(d["hit_seconds"], 3), "units_read_untimed": d["hits"] - d["hits_timed"]}
+

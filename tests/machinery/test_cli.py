@@ -162,6 +162,9 @@ def test_full_run_writes_a_coherent_report(tiny_run, tmp_path):
         assert field in prov
     assert len(prov["model"]["weights_sha256"]) == 64 and prov["data"]["tokens_sha256"]
     assert prov["model"]["tf32_matmul"] is False
+    cost = ev["cost"]  # what the measurement cost: units computed in this (fresh) run, with their seconds
+    assert cost["units_computed"] > 0 and cost["units_computed_seconds"] > 0 and cost["units_read_untimed"] == 0
+    assert "## What the measurements cost" in (out / "reports" / "README.md").read_text()
     figures = {p.name.split("_")[0] for p in (out / "figures").glob("*.png")}
     assert {"exp10b", "exp10c", "exp10d", "exp10e", "exp10f", "exp10g"} <= figures
     for name in ("zero_all", "zero_all_heldout", "mean_l0p", "mean_l0p_heldout", "zero_l0p", "zero_l0p_heldout"):
