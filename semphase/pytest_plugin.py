@@ -64,7 +64,8 @@ def pytest_addoption(parser):
                     help="keep evidence in memory only")
     group.addoption("--semphase-seed", type=int, default=0, dest="semphase_seed", help="seed (default 0)")
     group.addoption("--head-batch", type=int, default=None, dest="semphase_head_batch",
-                    help="heads of a layer per batch (default: 1 on CPU, all on CUDA)")
+                    help="heads of a layer per batch (default: all on CUDA; on CPU as many as keep a batch within "
+                         "about 1,024 positions)")
     group.addoption("--no-report", action="store_true", default=False, dest="semphase_no_report",
                     help="do not write data, figures or reports")
     group.addoption("--stimuli", default=None, dest="semphase_stimuli",
@@ -165,10 +166,26 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_modifyitems(config, items):
     # tryfirst: xdist turns xdist_group markers into node-id suffixes in its own hook of this
     # name; the markers must be there before it runs, or --dist loadgroup groups nothing.
+    split = _split_by_experiment(config)
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "model_name" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(name=f"model-{callspec.params['model_name']}"))
+            group = f"model-{callspec.params['model_name']}"
+            experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+            if split and experiment:
+                group += f"-{experiment}"
+            item.add_marker(pytest.mark.xdist_group(name=group))
+
+
+def _split_by_experiment(config) -> bool:
+    """One model per worker when there are at least as many models as workers (each worker then
+    loads one model and measures its evidence once); with fewer models than workers, one model's
+    experiments are dealt to the workers, one experiment per group, so that the workers share the
+    work. An experiment that needs another's evidence then reads it from the shared cache (the
+    entry's lock makes the second worker wait for the first, never compute it twice)."""
+    n_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    models = config._semphase_session.settings.models
+    return n_workers > 1 and len(models) < n_workers
 
 
 # -- fixtures ------------------------------------------------------------------------------

@@ -146,6 +146,32 @@ def test_one_models_tests_share_one_worker(tmp_path):
         assert len(workers) == 1, f"{model} ran on {workers}"
 
 
+def test_one_model_on_two_workers_is_split_by_experiment(tmp_path):
+    """With fewer models than workers, one model's experiments go to different workers (each
+    experiment's tests stay together); with as many models as workers, one model per worker."""
+    for name, exp in (("test_ea.py", "expA"), ("test_eb.py", "expB")):
+        (tmp_path / name).write_text(textwrap.dedent(f"""
+            import os, pytest
+            EXPERIMENT = "{exp}"
+
+            @pytest.mark.parametrize("i", range(4))
+            def test_where(model_name, i):
+                import time; time.sleep(0.2)
+                out = os.path.join(os.environ["GROUP_OUT"], f"{{EXPERIMENT}}-{{i}}")
+                open(out, "w").write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
+        """))
+    out = tmp_path / "out"
+    out.mkdir()
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "-n", "2",
+                          "--dist", "loadgroup", "--model", "alpha/one", "-q", "-c", os.devnull,
+                          "--rootdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ, GROUP_OUT=str(out)))
+    assert res.returncode == 0, res.stdout[-2000:]
+    by_exp = {e: {p.read_text() for p in out.glob(f"{e}-*")} for e in ("expA", "expB")}
+    assert all(len(w) == 1 for w in by_exp.values()), by_exp
+    assert by_exp["expA"] != by_exp["expB"], f"both experiments ran on {by_exp}"
+
+
 def test_xdist_workers_share_the_cpu_cores(monkeypatch):
     """n workers get cpu_count // n torch threads each (oversubscription made -n 2 slower)."""
     import torch
