@@ -2,6 +2,8 @@
 
 * ``ablation``: the engine's single-head zero sweep against the plain loop (one full
   ``run_with_hooks`` forward per head and chunk, as the original did), same tokens, same process.
+* ``head-batch``: the engine's single-head sweep one head per forward against several heads
+  side by side in one batched forward (the default on a CPU for short chunks), same tokens.
 * ``cache``: the same cached measurement run twice against a fresh cache: first (computed) vs
   second (read back).
 * ``workers``: the exp10 smoke claim tests for two models with ``-n 2`` against ``-n 0``.
@@ -61,6 +63,32 @@ def bench_ablation(lm, ts, layers: list[int], head_batch: int = 1) -> dict:
     ppl_fast = np.exp(np.array([fast[l, h] for l, h in heads]) / n)
     return {"heads": len(heads), "tokens": ts.n_tokens, "plain_s": t_plain, "engine_s": t_fast,
             "ratio": t_plain / t_fast, "max_rel_ppl_diff": float(np.max(np.abs(ppl_fast - ppl_plain) / ppl_plain))}
+
+
+def bench_head_batch(lm, ts, layers: list[int], head_batch: int) -> dict:
+    """The engine's single-head zero sweep one head per forward (the plain way) against
+    ``head_batch`` heads side by side in one batched forward, same tokens, same process."""
+    def sweep(batch: int) -> tuple[float, np.ndarray]:
+        engine = AblationEngine(lm, head_batch=batch)
+        out = np.zeros((lm.n_layers, lm.n_heads))
+        _sync(lm)
+        t0 = time.perf_counter()
+        for c in range(ts.n_chunks):
+            cap = engine.capture(ts.chunks[c])
+            for l in layers:
+                for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
+                    out[l, h] += float(nll.sum())
+            del cap
+        _sync(lm)
+        return time.perf_counter() - t0, out
+
+    AblationEngine(lm).forward_nll(ts.chunks[0][: min(ts.ctx, 16)])  # warm-up outside both timings
+    t_one, one = sweep(1)
+    t_batch, batched = sweep(head_batch)
+    rel = np.abs(batched - one) / np.maximum(np.abs(one), 1e-12)
+    return {"heads": len(layers) * lm.n_heads, "tokens": ts.n_tokens, "ctx": ts.ctx, "head_batch": head_batch,
+            "one_s": t_one, "batched_s": t_batch, "ratio": t_one / t_batch,
+            "max_rel_nll_diff": float(rel[layers].max())}
 
 
 def bench_cache(lm, ts, layers: list[int]) -> dict:

@@ -70,17 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", default=None, help="evidence cache (default: OUTPUT/cache or results/cache)")
     run.add_argument("--no-cache", action="store_true", help="keep evidence in memory only")
     run.add_argument("--head-batch", type=int, default=None,
-                     help="heads of one layer run as one batch (default: 1 on CPU, all heads on CUDA)")
+                     help="heads of one layer run as one batch (default: all heads on CUDA; on CPU as many as keep a "
+                          "batch within about 1,024 positions: 1 for 1,024-token chunks)")
     run.add_argument("--stimuli", default=None,
                      help="exp1-exp3: a stimuli file in the packaged file's format (default: the packaged set)")
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
-                       choices=["all", "ablation", "cache", "workers", "memory", "memory-child", "attention"],
-                       help="all (ablation, cache, workers), or one of them; memory and attention are separate")
+                       choices=["all", "ablation", "head-batch", "cache", "workers", "memory", "memory-child", "attention"],
+                       help="all (ablation, head-batch, cache, workers), or one of them; memory and attention are separate")
     _common(bench)
     bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")
-    bench.add_argument("--head-batch", type=int, default=None)
+    bench.add_argument("--head-batch", type=int, default=None, help="heads per batched forward (default: as run)")
     bench.add_argument("--bench-models", action="append", default=None,
                        help="workers: the models to test (repeat; default --model)")
     bench.add_argument("--token-counts", default=None, help="memory: token counts, default 2048,8192")
@@ -240,6 +241,12 @@ def cmd_bench(args) -> int:
               f"chunk) {r['plain_s']:.2f} s; engine (capture once per chunk, resume from the ablated layer) "
               f"{r['engine_s']:.2f} s; speed-up {r['ratio']:.2f}x; largest relative PPL difference "
               f"{r['max_rel_ppl_diff']:.2e}")
+    if what in ("head-batch", "all"):
+        batch = session.head_batch(lm) if session.head_batch(lm) > 1 else lm.n_heads
+        r = bench.bench_head_batch(lm, ts, layers, batch)
+        print(f"single-head sweep, {r['heads']} heads, {ts.n_chunks} x {r['ctx']} tokens: one head per forward "
+              f"{r['one_s']:.2f} s; {r['head_batch']} heads per batched forward {r['batched_s']:.2f} s; speed-up "
+              f"{r['ratio']:.2f}x; largest relative difference of a head's summed loss {r['max_rel_nll_diff']:.2e}")
     if what in ("cache", "all"):
         r = bench.bench_cache(lm, ts, layers)
         print(f"evidence cache: first run (computed) {r['first_s']:.2f} s; second run (read back) "
