@@ -51,7 +51,7 @@ BUDGETS = {
                     "8,192 (8 chunks); exp10 phases 2-3 replace the heads of 6 evenly spaced layers of 1..L-1 "
                     "(every layer: --replace-layers all) and resolve the held-out thresholds their hypothesis "
                     "tests compare by bisection",
-                    8192, replace_layers=6, crossfit=True, control_orders=8, every_layer_c23=True),
+                    8192, replace_layers=6, crossfit=True, every_layer_c23=True),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
                    "validation split", None, weight_draws=20, original_grids=True, pca_chunks=50, crossfit=True),

@@ -9,6 +9,7 @@ import json
 import os
 import logging
 import sys
+from pathlib import Path
 
 from . import registry
 from .errors import SemphaseError
@@ -165,32 +166,82 @@ def cmd_run(args) -> int:
                                 f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+    if args.reuse_evidence:  # a file that cannot stand in is refused before anything is measured
+        from .experiments.exp10.measure import load_reuse
+
+        prev = load_reuse(args.reuse_evidence)
+        if args.model and prev.get("model") not in args.model:
+            raise SemphaseError(f"--reuse-evidence {args.reuse_evidence!r}: the file measured {prev.get('model')!r}, "
+                                f"this run measures {', '.join(args.model)}; give that model's file or drop the option.")
+        if prev.get("budget") != args.budget:
+            raise SemphaseError(f"--reuse-evidence {args.reuse_evidence!r}: the file was measured at budget "
+                                f"{prev.get('budget')!r}, this run's is {args.budget!r}.")
     session = Session(settings_from(args, parts=args.parts, layers=args.layers, reuse_evidence=args.reuse_evidence))
     session.check_options()
+    session.check_data([exp.id for exp in exps])
     models = session.settings.models
-    written: list[str] = []
     for exp in exps:
-        for model in models:
-            print(f"{exp.id} on {model}, budget {args.budget}"
-                  + (f"; it needs {', '.join(n.experiment for n in exp.needs)} on the same model (measured through the "
-                     "session, cached)" if exp.needs else ""), file=sys.stderr)
-            ev, claims, out = session.run(exp.id, model)
-            wall = ev.get("provenance", {}).get("wall_seconds")
-            extra = f"baseline PPL {ev['baseline_ppl']:.4f}; " if "baseline_ppl" in ev else ""
-            print(f"{extra}wall {wall:.1f} s" if wall is not None else extra, file=sys.stderr)
-            _print_claims(claims)
-            written += out
-        if len(models) > 1 and exp.across:
-            print(f"{exp.id} across {', '.join(models)}", file=sys.stderr)
-            _, claims, out = session.run_across(exp.id)
-            _print_claims(claims)
-            written += out
+        if exp.across and len(models) < 2:
+            print(f"{exp.id}: one model, so its rows are per model; its comparisons across models "
+                  f"({', '.join(dict.fromkeys(exp.claims.rule(t).claim for t in exp.claims.extra))}) need two or more --model and will be skipped.",
+                  file=sys.stderr)
+    root = session.store.root
+    held = sum(1 for _ in root.rglob("*.json")) if root is not None and root.is_dir() else 0
+    if held:
+        print(f"cache: {root} holds {held} unit(s) from earlier runs; the ones this run needs are read back, not "
+              "measured again (each experiment says how many at its end).", file=sys.stderr)
+    written: list[str] = []
+    current = None
+    try:
+        for exp in exps:
+            for model in models:
+                current = (exp.id, model, dict(session.store.stats))
+                print(f"{exp.id} on {model}, budget {args.budget}"
+                      + (f"; it needs {', '.join(n.experiment for n in exp.needs)} on the same model (measured through "
+                         "the session, cached)" if exp.needs else ""), file=sys.stderr)
+                ev, claims, out = session.run(exp.id, model)
+                wall = ev.get("provenance", {}).get("wall_seconds")
+                extra = f"baseline PPL {ev['baseline_ppl']:.4f}; " if "baseline_ppl" in ev else ""
+                print(f"{extra}wall {wall:.1f} s" if wall is not None else extra, file=sys.stderr)
+                cost = ev.get("cost") or {}
+                if cost.get("units_computed") or cost.get("units_read"):
+                    print(f"{exp.id}: {cost['units_computed']} cache unit(s) computed, {cost['units_read']} read back "
+                          "from the cache" + (" (resumed from an earlier run)" if cost.get("units_read") else ""),
+                          file=sys.stderr)
+                _print_claims(claims)
+                written += out
+            if len(models) > 1 and exp.across:
+                print(f"{exp.id} across {', '.join(models)}", file=sys.stderr)
+                _, claims, out = session.run_across(exp.id)
+                _print_claims(claims)
+                written += out
+    except KeyboardInterrupt:
+        print(interrupt_message(session, current, written), file=sys.stderr)
+        return 130
     print("wrote:\n  " + "\n  ".join(dict.fromkeys(written)))
     if not session.settings.no_report:
         from .report import summary_table
 
         print("\nClaims summary (" + str(session.layout.reports / "README.md") + "):\n" + summary_table(session.layout))
     return 0
+
+
+def interrupt_message(session, current, written: list[str]) -> str:
+    """What an interrupted run keeps, as the cache says it (never a promise it cannot keep)."""
+    if current is None:
+        return "semphase: interrupted before any measurement; nothing to resume."
+    exp_id, model, before = current
+    done = sorted({Path(w).name for w in written if w.endswith(".json")})
+    kept = ("; finished: " + ", ".join(done)) if done else ""
+    computed = session.store.stats.get("computed", 0) - before.get("computed", 0)
+    if session.store.root is None:
+        return (f"semphase: interrupted during {exp_id} on {model}; --no-cache keeps nothing, a rerun measures it "
+                f"again{kept}.")
+    if computed > 0:
+        return (f"semphase: interrupted during {exp_id} on {model}; {computed} finished unit(s) of it are cached in "
+                f"{session.store.root}: rerun the same command to resume from them{kept}.")
+    return (f"semphase: interrupted during {exp_id} on {model}; no unit of it had finished (or it keeps no cache), so "
+            f"a rerun measures it from the start{kept}.")
 
 
 def _print_claims(claims: list[dict]) -> None:
@@ -396,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semphase: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semphase: interrupted; finished units are cached, rerun the same command to resume.", file=sys.stderr)
+        print("semphase: interrupted; measurements keep the units they finished in their cache (exp7 and exp9 keep "
+              "none), rerun the same command to resume.", file=sys.stderr)
         return 130
 
 

@@ -159,6 +159,29 @@ class Session:
         if write and not self.settings.no_report:
             self.layout.ensure_writable()
 
+    def check_data(self, exp_ids) -> None:
+        """Every WikiText split the requested experiments (and those they need) read is where the run
+        will look for it, before anything is measured: a missing split is refused in one sentence,
+        not found after minutes of measuring. A split left to the hub is not probed here."""
+        from .data import locate_wikitext
+        from .errors import DataUnavailable
+
+        s = self.settings
+        if s.text_file:
+            return
+        readers: dict[str, list[str]] = {}
+        for exp_id in dict.fromkeys(exp_ids):
+            exp = registry.get(exp_id)
+            for e in [exp] + [registry.get(n.experiment) for n in exp.needs]:
+                if e.data.kind == "wikitext":
+                    readers.setdefault(s.split or e.data.split, []).append(e.id)
+        for split, exps in readers.items():
+            try:
+                locate_wikitext(split, s.data_dir)
+            except DataUnavailable as exc:
+                raise DataUnavailable(f"{str(exc).rstrip('.')} ({', '.join(dict.fromkeys(exps))} read the {split} "
+                                      "split; --split SPLIT reads another).") from None
+
     def device_for(self, device: str) -> str:
         from .device import worker_device
 

@@ -174,3 +174,49 @@ def test_full_run_writes_a_coherent_report(tiny_run, tmp_path):
     # held-out curves are evaluated on the other half of the chunks
     assert ev["curves"]["zero_all_heldout"]["tokens"] == "eval"
     assert ev["heldout"]["rank"]["tokens_sha256"] != ev["heldout"]["eval"]["tokens_sha256"]
+
+
+# -- issue 27: refuse up front, say what is cached, never promise a cache that is not there ---------
+
+def test_missing_split_is_refused_before_measuring(tiny_llama, tmp_path):
+    """exp8 reads the test split: a data folder with only validation is refused in one sentence
+    that names the experiment and the split, before any measurement (seconds, not minutes)."""
+    import time
+
+    data = tmp_path / "data" / "wikitext-2-raw"
+    data.mkdir(parents=True)
+    (data / "wiki.valid.raw").write_text(" \n = A = \n" + "word " * 500 + "\n")
+    start = time.perf_counter()
+    line = one_sentence_error(cli("run", "exp8", "--model", str(tiny_llama), "--data-dir", str(tmp_path / "data"),
+                                  "--output-dir", str(tmp_path / "o")), "wiki.test.raw", "exp8")
+    assert "test split" in line and time.perf_counter() - start < 60
+    assert not (tmp_path / "o" / "data").exists() or not list((tmp_path / "o" / "data").iterdir())
+
+
+def test_reuse_evidence_of_another_experiment_is_refused_before_measuring(tiny_llama, tiny_text, tmp_path):
+    other = tmp_path / "exp7_m.json"
+    other.write_text(json.dumps({"evidence": {"experiment": "exp7", "model": "m", "provenance": {}}}))
+    one_sentence_error(cli("run", "exp10", "--model", str(tiny_llama), "--text-file", str(tiny_text),
+                           "--reuse-evidence", str(other), "--output-dir", str(tmp_path / "o")),
+                       "not exp10 evidence")
+    assert not (tmp_path / "o" / "cache").exists() or not any((tmp_path / "o" / "cache").rglob("*.json"))
+
+
+def test_interrupt_message_says_what_the_cache_holds(tmp_path):
+    """The message after Ctrl-C names the experiment and says whether finished units are cached
+    (and where) or a rerun starts it again: never a resume the cache cannot give."""
+    from semphase.cache import EvidenceStore
+    from semphase.cli import interrupt_message
+
+    class _Session:
+        store = EvidenceStore(tmp_path)
+
+    s = _Session()
+    before = dict(s.store.stats)
+    assert "no unit of it had finished" in interrupt_message(s, ("exp7", "m", before), [])
+    s.store.entry("k", {"a": 1}).put("u", 1)
+    msg = interrupt_message(s, ("exp10", "m", before), [str(tmp_path / "data" / "exp1_m.json")])
+    assert "1 finished unit(s) of it are cached" in msg and str(tmp_path) in msg and "exp1_m.json" in msg
+    s.store = EvidenceStore(None)
+    assert "keeps nothing" in interrupt_message(s, ("exp6", "m", dict(s.store.stats)), [])
+    assert "before any measurement" in interrupt_message(s, None, [])

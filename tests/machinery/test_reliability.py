@@ -27,8 +27,8 @@ SWEEP_SCRIPT = textwrap.dedent("""
     model, text, cache_dir, out, delay = sys.argv[1:6]
     if float(delay) > 0:  # slow each unit down, so that the test can kill the sweep partway
         put = cache.CacheEntry.put
-        def slow_put(self, unit, data):
-            put(self, unit, data)
+        def slow_put(self, unit, data, seconds=None):
+            put(self, unit, data, seconds)
             time.sleep(float(delay))
         cache.CacheEntry.put = slow_put
     lm = load_model(model, "cpu")
