@@ -41,9 +41,9 @@ class Budget:
 
 
 BUDGETS = {
-    "smoke": Budget("smoke", 256, 128, False,
-                    "every step on 256 tokens (2 chunks of 128), held-out on the next 256 (2 chunks), 8 null draws, "
-                    "coarse grids; checks the evidence is sane, asserts no claim", 256, 8, False, 40,
+    "smoke": Budget("smoke", 128, 64, False,
+                    "every step on 128 tokens (2 chunks of 64), held-out on the next 128 (2 chunks), 8 null draws, "
+                    "coarse grids; checks the evidence is sane, asserts no claim", 128, 8, False, 40,
                     weight_draws=2, pca_chunks=2, pca_positions=48, pca_boot=20, refits=100, replace_layers=3,
                     crossfit=True, control_orders=3),
     "quick": Budget("quick", 2048, 1024, True,
