@@ -515,7 +515,7 @@ def protocol_sentences(rows: list[dict], variants: list[dict]) -> list[str]:
         if m is None:
             m0 = main_any.get((v["test"], v["model"]))
             if m0 is not None:
-                out.append(f"- {v['claim']} `{v['test']}` on {v['model']}: decided only under protocol *{v['protocol']}* "
+                out.append(f"- {v['claim']} `{v['test']}` on {v['model']}: measured only under protocol *{v['protocol']}* "
                            f"({v['verdict']}); the table above skips it under *{m0['protocol']}*.")
             continue
         if m["verdict"] != v["verdict"]:
