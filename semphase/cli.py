@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import registry
+from . import __version__, registry
 from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
 
@@ -28,23 +28,27 @@ def _common(p: argparse.ArgumentParser, several_models: bool = False) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL,
                        help="registry name (gpt2 ... gpt2-xl, pythia-70m ... pythia-12b, smollm2-135m), hub id or folder")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--tokens", type=int, default=None, help="evaluation tokens (default: the budget's)")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="tokens of the rank range, where rankings and in-sample statistics are measured (default: the "
+                        "budget's; 2,048 at quick)")
     p.add_argument("--ctx", type=int, default=None, help="chunk length in tokens (default: the budget's)")
     p.add_argument("--eval-tokens", type=int, default=None,
                    help="held-out tokens after the rank range (default: the budget's; 8,192 at quick, the rest at full)")
     p.add_argument("--data-dir", default=None, help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the "
                    "local store of `semphase data fetch`, else the hub)")
     p.add_argument("--text-file", default=None, help="evaluate on this UTF-8 text file instead of WikiText-2")
-    p.add_argument("--split", default=None,
+    p.add_argument("--split", default=None, choices=["train", "validation", "test"],
                    help="WikiText-2 split (default: the experiment's; validation for exp10, test for exp8's angles)")
     p.add_argument("--processing", default="tl-default", choices=["tl-default", "none"],
                    help="weight processing (default: HookedTransformer's, as the original)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every random draw (nulls, bootstraps, controls, sampling); recorded in each result")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semphase", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"semphase {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run experiments and write their data, figures and reports",
@@ -55,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one or more experiments: " + ", ".join(registry.EXPERIMENTS)
                           + "; all: every registered experiment, in the order their needs set")
     _common(run, several_models=True)
-    run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"])
+    run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
+                     help="smoke: every step on 128 tokens, sanity only, no claim asserted (minutes); quick: the "
+                          "original's 2,048 tokens plus 8,192 held out (default); full: held out on the rest of the split")
     run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
         f"{k} {v.split(' (')[0]}" for k, v in registry.get("exp10").parts.items()))
     run.add_argument("--replace-layers", default=None,
@@ -79,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
                        choices=["all", "ablation", "head-batch", "cache", "workers", "memory", "memory-child", "attention"],
+                       metavar="{all,ablation,head-batch,cache,workers,memory,attention}",
                        help="all (ablation, head-batch, cache, workers), or one of them; memory and attention are separate")
     _common(bench)
     bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")

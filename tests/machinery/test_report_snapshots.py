@@ -228,3 +228,17 @@ def test_pytest_fails_the_snapshot_test_when_a_format_changes(tmp_path):
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-2000:]
     assert "1 failed" in res.stdout and "snapshot" in res.stdout.lower(), res.stdout[-3000:]
     assert before == {p: p.read_bytes() for p in SNAPSHOTS.glob("*.md")}
+
+
+def test_importing_the_report_builders_keeps_the_callers_matplotlib_backend():
+    """A notebook's backend survives importing every experiment's report and figure code (no
+    ``matplotlib.use`` on import)."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); from semphase import registry\n"
+            "for e in registry.all_experiments(): e.report\n"
+            "import semphase.experiments.exp10.figures\n"
+            "assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # no backend is chosen here: a notebook keeps its own
 import numpy as np  # noqa: E402
 
 from ...report import save_figure as _save  # noqa: E402

@@ -121,9 +121,6 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
 
 
 def figures(ev: dict, folder: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
