@@ -213,8 +213,7 @@ def cmd_run(args) -> int:
                 cost = ev.get("cost") or {}
                 if cost.get("units_computed") or cost.get("units_read"):
                     print(f"{exp.id}: {cost['units_computed']} cache unit(s) computed, {cost['units_read']} read back "
-                          "from the cache" + (" (resumed from an earlier run)" if cost.get("units_read") else ""),
-                          file=sys.stderr)
+                          "from the cache (written earlier in this run or by an earlier one)", file=sys.stderr)
                 _print_claims(claims)
                 written += out
             if len(models) > 1 and exp.across:
