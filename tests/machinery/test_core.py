@@ -182,7 +182,7 @@ def test_inconclusive_claim_has_its_own_outcome_in_pytest(tmp_path):
         def test_refuted(record_claim):
             _check(record_claim, (-2.0, -0.5), value=-1.0)
     """))
-    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-v", "-p", "no:cacheprovider", "--no-report",
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-v", "-p", "semphase.pytest_plugin", "-p", "no:cacheprovider", "--no-report",
                           "-c", "/dev/null", "--rootdir", str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     out = res.stdout
@@ -454,3 +454,27 @@ def test_tidy_table_round_trips_through_csv_and_jsonl(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == ("" if b[k] is None else repr(b[k]) if isinstance(b[k], float) else str(b[k])), k
+
+
+def test_installing_semphase_leaves_other_projects_pytest_alone(tmp_path):
+    """The plugin is opt-in (``-p semphase.pytest_plugin``, which this repository's pytest.ini sets):
+    another project's pytest keeps its own ``--device`` option, gets no semphase option and no
+    reseeding fixture."""
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""
+        def pytest_addoption(parser):
+            parser.addoption("--device", default="theirs")
+    """))
+    (tmp_path / "test_theirs.py").write_text(textwrap.dedent("""
+        import random
+        def test_own_option(request):
+            assert request.config.getoption("--device") == "mine"
+            assert not request.config.pluginmanager.has_plugin("semphase.pytest_plugin")
+    """))
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider", "-c", "/dev/null",
+                          "--rootdir", str(tmp_path), "--device", "mine"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider", "-c", "/dev/null",
+                          "--rootdir", str(tmp_path), "--budget", "smoke"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 4 and "--budget" in res.stderr  # not an option there

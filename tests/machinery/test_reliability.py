@@ -91,7 +91,7 @@ def test_two_workers_compute_a_shared_measurement_once(tmp_path, tiny_llama, tin
                        "cache": evidence["provenance"]["cache"]}, open(out, "w"))
     """))
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2",
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "semphase.pytest_plugin", "-p", "no:cacheprovider", "-n", "2",
                           "--dist", "load", "--model", str(tiny_llama), "--text-file", str(tiny_text),
                           "--budget", "smoke", "--tokens", "128", "--ctx", "64", "--output-dir", str(out),
                           "-q", "-c", os.devnull, "--rootdir", str(tmp_path)],
@@ -136,7 +136,7 @@ def test_one_models_tests_share_one_worker(tmp_path):
     """))
     out = tmp_path / "out"
     out.mkdir()
-    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-n", "2",
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-p", "semphase.pytest_plugin", "-p", "no:cacheprovider", "-n", "2",
                           "--dist", "loadgroup", "--model", "alpha/one", "--model", "beta/two", "-q",
                           "-c", os.devnull, "--rootdir", str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ, GROUP_OUT=str(out)))
@@ -162,7 +162,7 @@ def test_one_model_on_two_workers_is_split_by_experiment(tmp_path):
         """))
     out = tmp_path / "out"
     out.mkdir()
-    res = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "-n", "2",
+    res = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-p", "semphase.pytest_plugin", "-p", "no:cacheprovider", "-n", "2",
                           "--dist", "loadgroup", "--model", "alpha/one", "-q", "-c", os.devnull,
                           "--rootdir", str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ, GROUP_OUT=str(out)))
