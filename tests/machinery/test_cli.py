@@ -220,3 +220,21 @@ def test_interrupt_message_says_what_the_cache_holds(tmp_path):
     s.store = EvidenceStore(None)
     assert "keeps nothing" in interrupt_message(s, ("exp6", "m", dict(s.store.stats)), [])
     assert "before any measurement" in interrupt_message(s, None, [])
+
+
+def test_strict_exits_3_when_a_claim_does_not_hold(tmp_path, monkeypatch, capsys):
+    """`run` exits 0 when it measured and reported everything, whatever the verdicts; with
+    --strict a claim test that does not hold makes it exit 3, naming the test."""
+    from semphase import cli as C
+
+    claims = [{"claim": "C1", "test": "test_c1_x", "kind": "H", "verdict": "does NOT replicate",
+               "verdict_value": "does NOT replicate"}]
+    monkeypatch.setattr(C.Session, "run", lambda self, exp_id, model=None: ({"model": model}, claims, []))
+    args = ["run", "exp7", "--model", "smollm2-135m", "--output-dir", str(tmp_path / "o"), "--quiet"]
+    assert C.main(args) == 0
+    assert C.main(args + ["--strict"]) == 3
+    assert "test_c1_x on smollm2-135m" in capsys.readouterr().err
+
+
+def test_layers_with_parts_that_need_every_head_is_refused(tiny_run):
+    one_sentence_error(tiny_run("--parts", "ai", "--layers", "0,1"), "only part a's single-head sweep", "--parts a")
