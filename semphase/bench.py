@@ -36,6 +36,23 @@ def _sync(lm) -> None:
         torch.cuda.synchronize()
 
 
+def _engine_sweep(engine: AblationEngine, ts, layers: list[int]) -> tuple[float, np.ndarray]:
+    """The engine's single-head zero sweep of ``layers`` (capture once per chunk, resume from the
+    ablated layer): its wall time and the summed loss per head [L, H]."""
+    lm = engine.lm
+    out = np.zeros((lm.n_layers, lm.n_heads))
+    _sync(lm)
+    t0 = time.perf_counter()
+    for c in range(ts.n_chunks):
+        cap = engine.capture(ts.chunks[c])
+        for l in layers:
+            for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
+                out[l, h] += float(nll.sum())
+        del cap
+    _sync(lm)
+    return time.perf_counter() - t0, out
+
+
 def bench_ablation(lm, ts, layers: list[int], head_batch: int = 1) -> dict:
     heads = [(l, h) for l in layers for h in range(lm.n_heads)]
     engine = AblationEngine(lm, head_batch=head_batch)
@@ -48,16 +65,7 @@ def bench_ablation(lm, ts, layers: list[int], head_batch: int = 1) -> dict:
             plain[i] += float(engine.forward_nll(ts.chunks[c], [(hook_z_name(l), ablation_hook("zero", [h]))]).sum())
     _sync(lm)
     t_plain = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fast = np.zeros((lm.n_layers, lm.n_heads))
-    for c in range(ts.n_chunks):
-        cap = engine.capture(ts.chunks[c])
-        for l in layers:
-            for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
-                fast[l, h] += float(nll.sum())
-        del cap
-    _sync(lm)
-    t_fast = time.perf_counter() - t0
+    t_fast, fast = _engine_sweep(engine, ts, layers)
     n = ts.n_predicted
     ppl_plain = np.exp(plain / n)
     ppl_fast = np.exp(np.array([fast[l, h] for l, h in heads]) / n)
@@ -68,23 +76,9 @@ def bench_ablation(lm, ts, layers: list[int], head_batch: int = 1) -> dict:
 def bench_head_batch(lm, ts, layers: list[int], head_batch: int) -> dict:
     """The engine's single-head zero sweep one head per forward (the plain way) against
     ``head_batch`` heads side by side in one batched forward, same tokens, same process."""
-    def sweep(batch: int) -> tuple[float, np.ndarray]:
-        engine = AblationEngine(lm, head_batch=batch)
-        out = np.zeros((lm.n_layers, lm.n_heads))
-        _sync(lm)
-        t0 = time.perf_counter()
-        for c in range(ts.n_chunks):
-            cap = engine.capture(ts.chunks[c])
-            for l in layers:
-                for h, nll in enumerate(engine.layer_single_nll(cap, l, "zero")):
-                    out[l, h] += float(nll.sum())
-            del cap
-        _sync(lm)
-        return time.perf_counter() - t0, out
-
     AblationEngine(lm).forward_nll(ts.chunks[0][: min(ts.ctx, 16)])  # warm-up outside both timings
-    t_one, one = sweep(1)
-    t_batch, batched = sweep(head_batch)
+    t_one, one = _engine_sweep(AblationEngine(lm, head_batch=1), ts, layers)
+    t_batch, batched = _engine_sweep(AblationEngine(lm, head_batch=head_batch), ts, layers)
     rel = np.abs(batched - one) / np.maximum(np.abs(one), 1e-12)
     return {"heads": len(layers) * lm.n_heads, "tokens": ts.n_tokens, "ctx": ts.ctx, "head_batch": head_batch,
             "one_s": t_one, "batched_s": t_batch, "ratio": t_one / t_batch,
