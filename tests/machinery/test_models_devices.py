@@ -79,3 +79,20 @@ def test_registry_name_maps_hub_ids_to_the_registry():
     assert registry_name("openai-community/gpt2-medium") == "gpt2-medium"
     assert registry_name("EleutherAI/pythia-160m") == "pythia-160m"
     assert registry_name("/tmp/some-folder") is None and registry_name("org/other") is None
+
+
+def test_untrained_twin_has_the_models_shape_and_seeded_random_weights(tiny_llama):
+    """``random:NAME`` is NAME's configuration and tokenizer with weights drawn by the architecture's
+    initialiser: same shape, other weights, the same weights on every load (seeded), recorded."""
+    from semphase.models import load_model, resolve_spec
+
+    trained = load_model(str(tiny_llama), "cpu", reuse=False)
+    twin = load_model(f"random:{tiny_llama}", "cpu", reuse=False)
+    again = load_model(f"random:{tiny_llama}", "cpu", reuse=False)
+    assert (twin.n_layers, twin.n_heads, twin.d_model) == (trained.n_layers, trained.n_heads, trained.d_model)
+    assert twin.weights_sha256 != trained.weights_sha256 and twin.weights_sha256 == again.weights_sha256
+    prov = twin.provenance()
+    assert prov["random_weights_seed"] == 0 and "untrained twin" in prov["description"]
+    assert twin.tag.startswith("random_") and twin.tokenizer.vocab_size == trained.tokenizer.vocab_size
+    with pytest.raises(SemphaseError, match="after 'random:'"):
+        resolve_spec("random:")
