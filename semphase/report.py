@@ -426,6 +426,7 @@ def render_summary(layout: OutputLayout) -> str:
     lines += what_holds(layout, rows)
     lines += [totals(rows), "", *SUMMARY_HEADER]
     lines += [_summary_row(r) for r in rows]
+    lines += twin_lines(rows)
     lines += cost_lines(layout)
     variants, superseded = variant_rows(layout, rows)
     if variants or superseded:
@@ -442,6 +443,54 @@ def render_summary(layout: OutputLayout) -> str:
         if variants:
             lines += ["", *SUMMARY_HEADER] + [_summary_row(r) for r in variants]
     return "\n".join(lines) + "\n"
+
+
+_HOLDS = ("replicates", "reproduced", "holds (arithmetic)", "sane")
+_FAILS = ("does NOT replicate", "NOT reproduced", "fails (arithmetic)", "NOT sane")
+
+
+def needs_training(trained: str, twin: str) -> str:
+    """What a claim test's verdicts on a model and on its untrained twin say about training."""
+    if trained in _HOLDS and twin in _FAILS:
+        return "yes"
+    if trained in _HOLDS and twin in _HOLDS:
+        return "no: architectural"
+    if trained in _FAILS and twin in _HOLDS:
+        return "no: training removes it"
+    if trained in _FAILS and twin in _FAILS:
+        return "n/a: fails on both"
+    return "undecided"
+
+
+def twin_lines(rows: list[dict]) -> list[str]:
+    """Each model measured beside its untrained twin (``random:NAME``): per claim test, both
+    verdicts and whether the claim needs training; a sentence for each claim that holds on the twin."""
+    from .models import TWIN_PREFIX
+
+    by = {(r["test"], r["model"]): r for r in rows}
+    twins = [m for m in dict.fromkeys(r["model"] for r in rows) if m.startswith(TWIN_PREFIX)
+             and any(r["model"] == m[len(TWIN_PREFIX):] for r in rows)]
+    out = []
+    for twin in twins:
+        base = twin[len(TWIN_PREFIX):]
+        table, holds = [], []
+        for r in rows:
+            if r["model"] != base or r["kind"] not in ("H", "A") or (r["test"], twin) not in by:
+                continue
+            t = by[(r["test"], twin)]
+            verdict = needs_training(r["verdict"], t["verdict"])
+            table.append(f"| {r['claim']} | `{r['test']}` | {r['verdict']} | {t['verdict']} | {verdict} |")
+            if t["verdict"] in _HOLDS:
+                holds.append(f"- {r['claim']} `{r['test']}` holds on the untrained twin too ({cell(t['deciding'])}): "
+                             "the architecture alone produces it.")
+        if table:
+            out += ["", f"## {base} against its untrained twin", "",
+                    f"Each hypothesis and arithmetic test on {base} and on `{twin}` (the same configuration and "
+                    "tokenizer, weights drawn by the architecture's initialiser): *needs training?* is yes where it "
+                    "holds on the trained model and fails on the twin, *no: architectural* where it holds on both.",
+                    "", *holds, *([""] if holds else []),
+                    f"| claim | test | {base} | {twin} | needs training? |", "|---|---|---|---|---|", *table]
+    return out
 
 
 def _seconds(x) -> str:

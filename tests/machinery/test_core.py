@@ -478,3 +478,24 @@ def test_installing_semphase_leaves_other_projects_pytest_alone(tmp_path):
                           "--rootdir", str(tmp_path), "--budget", "smoke"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 4 and "--budget" in res.stderr  # not an option there
+
+
+def test_summary_sets_each_model_beside_its_untrained_twin():
+    """Where a model and its twin (random:NAME) were both measured, each claim test gets both
+    verdicts and "needs training?"; a claim that holds on the twin gets its sentence."""
+    from semphase.report import needs_training, twin_lines
+
+    def row(test, model, verdict):
+        return {"claim": "C1", "test": test, "model": model, "kind": "H", "verdict": verdict, "deciding": "x = 1"}
+
+    rows = [row("t_a", "m", "replicates"), row("t_b", "m", "replicates"), row("t_c", "m", "inconclusive"),
+            row("t_a", "random:m", "does NOT replicate"), row("t_b", "random:m", "replicates"),
+            row("t_c", "random:m", "replicates")]
+    text = "\n".join(twin_lines(rows))
+    assert "## m against its untrained twin" in text
+    assert "| C1 | `t_a` | replicates | does NOT replicate | yes |" in text
+    assert "| C1 | `t_b` | replicates | replicates | no: architectural |" in text
+    assert "| C1 | `t_c` | inconclusive | replicates | undecided |" in text
+    assert "`t_b` holds on the untrained twin too" in text
+    assert twin_lines([r for r in rows if r["model"] == "m"]) == []
+    assert needs_training("does NOT replicate", "replicates") == "no: training removes it"
