@@ -383,6 +383,8 @@ class ClaimSet:
         self.kinds = kinds if kinds is not None else {"cross-model": tuple(self.extra)}
         self.original_claims = dict(original_claims or {})
         self.extra_reasons = dict(extra_reasons or {})
+        # tests (or "*" for all) that mean nothing on an untrained twin (``random:NAME``) -> why
+        self.untrained_reasons: dict[str, str] = {}
 
     def tests_for(self, ev: dict) -> list[str]:
         """The tests that apply to ``ev``: the per-model rules, or the extra rules of its kind."""
@@ -402,7 +404,22 @@ class ClaimSet:
     def rule(self, test: str) -> Rule:
         return self.rules.get(test) or self.extra[test]
 
+    def untrained_reason(self, ev: dict, test: str) -> str | None:
+        """Why ``test`` means nothing on ``ev`` when ``ev`` was measured on an untrained twin."""
+        from .models import TWIN_PREFIX
+
+        if not str(ev.get("model", "")).startswith(TWIN_PREFIX) or self.rule(test).kind == "S":
+            return None  # sanity checks run on a twin as on any model
+        r = self.untrained_reasons
+        return r.get(test) or r.get(self.rule(test).claim) or r.get("*")
+
     def evaluate(self, ev: dict, test: str) -> ClaimResult:
+        why = self.untrained_reason(ev, test)
+        if why:
+            f = self.rule(test)
+            return ClaimResult(f.claim, test, f.kind, _declared_statement(f, ev), asserts=f.asserts, original=f.original,
+                               original_claim=self.original_claims.get(f.claim, "")).skip(
+                f"{why}; on an untrained twin this test is not measured")
         result = self.rule(test)(ev)
         if not ev.get("asserts_claims", True) and result.kind != "S":
             result.asserted = False

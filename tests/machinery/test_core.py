@@ -499,3 +499,20 @@ def test_summary_sets_each_model_beside_its_untrained_twin():
     assert "`t_b` holds on the untrained twin too" in text
     assert twin_lines([r for r in rows if r["model"] == "m"]) == []
     assert needs_training("does NOT replicate", "replicates") == "no: training removes it"
+
+
+def test_claims_meaningless_on_an_untrained_twin_skip_with_the_reason():
+    """On a twin's evidence (model random:NAME) the stimuli claims and C27/C28 skip with why; the
+    sanity checks still run; on the trained model nothing changes."""
+    from semphase import registry
+
+    exp1 = registry.get("exp1").claims
+    test = next(t for t in exp1.order if exp1.rule(t).kind == "H")
+    r = exp1.evaluate({"model": "random:m", "asserts_claims": True}, test)
+    assert r.value.value == "skipped" and "untrained" in r.reason
+    assert exp1.untrained_reason({"model": "m"}, test) is None
+    sanity = next(t for t in exp1.order if exp1.rule(t).kind == "S")
+    assert exp1.untrained_reason({"model": "random:m"}, sanity) is None
+    exp10 = registry.get("exp10").claims
+    assert exp10.untrained_reason({"model": "random:m"}, "test_c27_best_of_n_at_equal_compute")
+    assert exp10.untrained_reason({"model": "random:m"}, "test_c17_importance_concentrated_in_layer0") is None

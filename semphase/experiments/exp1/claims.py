@@ -146,3 +146,4 @@ CLAIMS = ClaimSet({
     "test_c2_fan_ordering_beats_shuffled_sense_null": claim_c2,
     "test_c3_last_block_jump_beats_random_direction_null": claim_c3,
 }, original_claims=ORIGINAL_CLAIMS)
+CLAIMS.untrained_reasons = {"*": "an ambiguous word's senses, which these prompts probe, mean nothing to an untrained model"}

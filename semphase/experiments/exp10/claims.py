@@ -342,3 +342,5 @@ ORIGINAL_CLAIMS = {
 }
 
 CLAIMS = ClaimSet({**CLAIMS.rules, **PHASE23_RULES}, original_claims=ORIGINAL_CLAIMS)
+CLAIMS.untrained_reasons = {c: "best-of-N and self-refinement judge the quality of generated text, and an "
+                                "untrained model's samples have no quality to recover" for c in ("C27", "C28")}

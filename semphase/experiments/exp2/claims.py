@@ -94,3 +94,4 @@ CLAIMS = ClaimSet({
     "test_c4_landau_beta_not_universal": claim_c4,
     "test_c5_linear_response_holds_only_partly": claim_c5,
 }, original_claims=ORIGINAL_CLAIMS)
+CLAIMS.untrained_reasons = {"*": "an ambiguous word's senses, which these prompts probe, mean nothing to an untrained model"}

@@ -180,3 +180,4 @@ CLAIMS = ClaimSet({
     "test_c9_truncated_g_nearly_linear": claim_c9_linear,
 }, extra={"test_c8_g_universal_across_models": claim_cross}, original_claims=ORIGINAL_CLAIMS,
    extra_reasons={"cross-model": "needs two or more --model (evaluated on the comparison across models)"})
+CLAIMS.untrained_reasons = {"*": "an ambiguous word's senses, which these prompts probe, mean nothing to an untrained model"}
