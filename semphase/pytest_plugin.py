@@ -33,6 +33,7 @@ import pytest
 from .errors import DeviceUnavailable, ModelUnavailable, NoMeasurableWords, SemphaseError
 
 PROPERTY = "semphase_record"
+VERDICT_PROPERTY = "semphase_verdict"
 INCONCLUSIVE = "inconclusive"
 
 
@@ -290,6 +291,8 @@ def record_claim(request):
         payload = {"experiment": experiment, "model": evidence["model"], "evidence": evidence,
                    "claim": result.to_json()}
         request.node.user_properties.append((PROPERTY, json.dumps(payload, allow_nan=True)))
+        # the verdict alone, for JUnit XML readers (an inconclusive claim is a skip there, with this property)
+        request.node.user_properties.append((VERDICT_PROPERTY, result.value.value))
 
     return record
 

@@ -183,13 +183,21 @@ def test_inconclusive_claim_has_its_own_outcome_in_pytest(tmp_path):
             _check(record_claim, (-2.0, -0.5), value=-1.0)
     """))
     res = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-v", "-p", "semphase.pytest_plugin", "-p", "no:cacheprovider", "--no-report",
-                          "-c", "/dev/null", "--rootdir", str(tmp_path)],
+                          "-c", "/dev/null", "--rootdir", str(tmp_path), "--junitxml", str(tmp_path / "junit.xml")],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     out = res.stdout
     assert res.returncode == 1, out[-3000:]  # the refuted claim fails the run; the inconclusive one does not
     assert "test_straddles INCONCLUSIVE" in out
     assert "test_refuted FAILED" in out and "test_decided PASSED" in out
     assert "1 failed, 1 passed, 1 inconclusive" in out.splitlines()[-1]
+    # JUnit XML shows it as skipped (its closest outcome) with a property that says inconclusive
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")}
+    verdict = {c: {p.get("name"): p.get("value") for p in case.iter("property")}.get("semphase_verdict")
+               for c, case in cases.items()}
+    assert verdict == {"test_decided": "replicates", "test_straddles": "inconclusive",
+                       "test_refuted": "does NOT replicate"}, verdict
 
 
 # -- the deciding condition --------------------------------------------------------------------------
