@@ -30,7 +30,10 @@ def git_commit() -> str | None:
     try:
         res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if res.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            # "dirty" when the code differs from the commit (the package and its build file), not when a
+            # run has rewritten committed results or reports
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--",
+                                    "semphase", "pyproject.toml"],
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             return res.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
