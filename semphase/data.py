@@ -89,13 +89,19 @@ class DataCopy:
     checksum: str = ""  # what SHA256SUMS said, in words
 
     @property
+    def portable_path(self) -> str | None:
+        """The file inside its data folder (``wikitext-2-raw/wiki.valid.raw``): results name the copy by
+        this, how it was chosen and its sha256, never by a machine's absolute path."""
+        return None if self.path is None else f"{Path(self.path).parent.name}/{Path(self.path).name}"
+
+    @property
     def source(self) -> str:
         if self.path is None:
             return f"hub:{HUB_NAME}"
-        return f"{'store' if self.chosen_by == 'local store' else 'local'}:{self.path}"
+        return f"{'store' if self.chosen_by == 'local store' else 'local'}:{self.portable_path}"
 
     def to_json(self) -> dict:
-        return {"split": self.split, "chosen_by": self.chosen_by, "path": str(self.path) if self.path else None,
+        return {"split": self.split, "chosen_by": self.chosen_by, "path": self.portable_path,
                 "file_sha256": self.sha256, "checksum": self.checksum or None}
 
     def describe(self) -> str:
@@ -353,7 +359,7 @@ def encode(tokenizer, text: str) -> list[int]:
 
 def _text(split: str, data_dir: str | None, text_file: str | None) -> tuple[str, str, dict | None]:
     if text_file:
-        return read_text_file(text_file), f"file:{Path(text_file).expanduser().resolve()}", None
+        return read_text_file(text_file), f"file:{Path(text_file).name}", None  # the text's sha256 names it too
     rows, copy = read_wikitext(split, data_dir)
     return rows_to_text(rows), f"{copy.source} (wikitext-2-raw-v1 {split}, {copy.chosen_by})", copy.to_json()
 

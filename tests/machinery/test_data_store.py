@@ -83,7 +83,7 @@ def test_fetch_stores_both_splits_with_checksums(env):
         assert subprocess.run(["sha256sum", "--check", "--quiet", CHECKSUMS], cwd=folder).returncode == 0
     for split in ("validation", "test"):
         rows, copy = read_wikitext(split)
-        assert rows == FAKE[split] and copy.chosen_by == "local store" and copy.source == f"store:{copy.path}"
+        assert rows == FAKE[split] and copy.chosen_by == "local store" and copy.source == f"store:wikitext-2-raw/{copy.path.name}"
 
 
 def test_a_failed_fetch_loses_nothing(env):
@@ -214,8 +214,9 @@ def test_provenance_names_the_copy_used(env, tmp_path, tiny_llama):
     ts = load_eval_tokens(tok, 16, 8)
     meta = ts.describe()
     store_file = (env / "wikitext-2-raw" / "wiki.valid.raw").resolve()
-    assert meta["source"] == f"store:{store_file} (wikitext-2-raw-v1 validation, local store)"
-    assert meta["copy"] == {"split": "validation", "chosen_by": "local store", "path": str(store_file),
+    # results name the copy by its place in the data folder and its hash, not by this machine's path
+    assert meta["source"] == "store:wikitext-2-raw/wiki.valid.raw (wikitext-2-raw-v1 validation, local store)"
+    assert meta["copy"] == {"split": "validation", "chosen_by": "local store", "path": "wikitext-2-raw/wiki.valid.raw",
                             "file_sha256": hashlib.sha256(store_file.read_bytes()).hexdigest(),
                             "checksum": f"matches {CHECKSUMS}"}
     given = _local(tmp_path / "given", "validation", FAKE["validation"])
