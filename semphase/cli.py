@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one or more experiments: " + ", ".join(registry.EXPERIMENTS)
                           + "; all: every registered experiment, in the order their needs set")
     _common(run, several_models=True)
+    run.add_argument("--claims", default=None, dest="claims_file",
+                     help="a Python file of your own @rule claims on one experiment's evidence (see examples/"
+                          "my_claims.py; `claims check FILE` validates it without measuring)")
     run.add_argument("--strict", action="store_true",
                      help="exit 3 when a claim test does not hold (does NOT replicate / NOT reproduced / NOT sane / "
                           "fails); without it a run that measured and reported everything exits 0 whatever the verdicts")
@@ -113,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("--shape", default="gpt2", help="gpt2 ... gpt2-xl, or pythia-70m ... pythia-12b")
     rnd.add_argument("--out", required=True, help="folder to write; use it as --model FOLDER")
     rnd.add_argument("--seed", type=int, default=0)
+
+    cl = sub.add_parser("claims", help="check a file of your own claims without measuring")
+    cl_sub = cl.add_subparsers(dest="claims_command", required=True)
+    cl_check = cl_sub.add_parser("check", help="the file runs, names a registered experiment, declares @rule claims "
+                                               "with test names of their own; exit 2 with one sentence otherwise")
+    cl_check.add_argument("file")
 
     stim = sub.add_parser("stimuli", help="check a stimuli file against a model's tokenizer")
     stim_sub = stim.add_subparsers(dest="stimuli_command", required=True)
@@ -192,8 +201,13 @@ def cmd_run(args) -> int:
         if prev.get("budget") != args.budget:
             raise SemphaseError(f"--reuse-evidence {args.reuse_evidence!r}: the file was measured at budget "
                                 f"{prev.get('budget')!r}, this run's is {args.budget!r}.")
-    session = Session(settings_from(args, parts=args.parts, layers=args.layers, reuse_evidence=args.reuse_evidence))
+    session = Session(settings_from(args, parts=args.parts, layers=args.layers, reuse_evidence=args.reuse_evidence,
+                                    claims_file=args.claims_file))
     session.check_options()
+    user = session.user_claims()  # a bad claims file is refused before anything is measured
+    if user is not None and user.experiment not in [e.id for e in exps]:
+        raise SemphaseError(f"--claims {user.name}: its claims test {user.experiment}, which this run does not measure; "
+                            f"add {user.experiment} to the experiments.")
     session.check_data([exp.id for exp in exps])
     models = session.settings.models
     for exp in exps:
@@ -387,6 +401,17 @@ def _bench_memory(args) -> int:
     return 0 if growth <= per_chunk else 1
 
 
+def cmd_claims(args) -> int:
+    """``claims check FILE``: load and check a researcher's claims file; nothing is measured."""
+    from .user_claims import load
+
+    user = load(args.file)
+    print(f"{user.name} (sha256 {user.sha256[:16]}): {len(user.rules)} claim test(s) on {user.experiment}")
+    for test, r in user.rules.items():
+        print(f"  {r.claim} {test} ({r.kind}): {r.asserts or '(no sentence declared)'}")
+    return 0
+
+
 def cmd_stimuli(args) -> int:
     """``stimuli check FILE --model M``: the checker's verdict per word, one line per item."""
     from .models import load_tokenizer
@@ -459,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "experiments":
             return cmd_experiments(args)
+        if args.command == "claims":
+            return cmd_claims(args)
         if args.command == "stimuli":
             return cmd_stimuli(args)
         if args.command == "data":

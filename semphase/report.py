@@ -370,7 +370,8 @@ _KIND_TITLES = {"H": "hypothesis tests", "R": "reproduction tests", "A": "arithm
 TIDY_COLUMNS = ["folder", "experiment", "claim", "test", "kind", "asserts", "model", "budget", "protocol", "verdict",
                 "verdict_value",
                 "deciding_name", "deciding_value", "deciding_op", "deciding_target", "deciding_low", "deciding_high",
-                "deciding_unit", "deciding_status", "original_claim", "original_verdict", "report", "data_file"]
+                "deciding_unit", "deciding_status", "original_claim", "original_verdict", "report", "data_file",
+                "claims_file"]
 
 
 def totals(rows: list[dict]) -> str:
@@ -625,7 +626,8 @@ def own_folders(layout: OutputLayout) -> list[OutputLayout]:
 
 def _summary_row(r: dict) -> str:
     link = f"[{r['experiment']}]({r['report']})"
-    return (f"| {r['claim']} | {r['experiment']} | `{r['test']}` | {r['kind']} | {cell(r['asserts'])} | {r['model']} | "
+    user = f" (yours: {r['claims_file']})" if r.get("claims_file") else ""
+    return (f"| {r['claim']} | {r['experiment']} | `{r['test']}`{user} | {r['kind']} | {cell(r['asserts'])} | {r['model']} | "
             f"{r['protocol']} | {r['verdict']} | {cell(r['deciding'])} | {r['original_verdict']} | {link} |")
 
 
@@ -659,7 +661,7 @@ def summary_records(layout: OutputLayout, reports: Path, measured_only: bool = F
                     "deciding_low": interval[0], "deciding_high": interval[1], "deciding_unit": (d or {}).get("unit"),
                     "deciding_status": (d or {}).get("status") if d else None,
                     "original_claim": c.get("original_claim", ""), "original_verdict": c.get("original_verdict", "n/a"),
-                    "report": link, "data_file": rel(rec["path"], reports),
+                    "report": link, "data_file": rel(rec["path"], reports), "claims_file": c.get("claims_file", ""),
                     "deciding": deciding_text(c),
                 })
     return rows
@@ -727,7 +729,8 @@ def rebuild(layout: OutputLayout, reevaluate: bool = False) -> list[str]:
             for rec in records:
                 ev = rec["evidence"]
                 results = exp.claims.evaluate_all(ev) + exp.claims.skipped_extra(ev)
-                claims = exp.claims.sort([c.to_json() for c in results])
+                user = [c for c in rec["claims"] if c.get("user")]  # a researcher's claims: kept as evaluated
+                claims = exp.claims.sort([c.to_json() for c in results]) + user
                 written.append(write_json(Path(rec["path"]), {"evidence": ev, "claims": claims}))
         written.append(write_report(exp, layout))
     written.append(write_summary(layout))

@@ -46,6 +46,7 @@ class Settings:
     parts: str | None = None  # CLI: experiment parts (None: all)
     layers: str | None = None  # CLI: exp10 single-head sweep layers, e.g. "0,5,29" (None: all)
     reuse_evidence: str | None = None  # CLI: an earlier run's exp10 data file whose reusable parts stand in
+    claims_file: str | None = None  # a researcher's own claims (semphase.user_claims), evaluated beside the built-in
     progress: bool = False
     no_report: bool = False
     rootdir: str = "."
@@ -321,8 +322,23 @@ class Session:
         lm = self.model(model or self.settings.models[0])
         ev = self.evidence(exp_id, lm)
         claims = [c.to_json() for c in self.evaluate_all(exp_id, ev, lm)]
+        user = self.user_claims()
+        if user is not None and user.experiment == exp_id:
+            claims += user.evaluate(ev)
+            ev.setdefault("provenance", {})["claims_file"] = {"name": user.name, "sha256": user.sha256,
+                                                              "tests": list(user.rules)}
         written = self.publish(exp_id, ev, claims)
         return ev, claims, written
+
+    def user_claims(self):
+        """The researcher's claims file (``--claims``), loaded and checked once; None without one."""
+        if self.settings.claims_file is None:
+            return None
+        if getattr(self, "_user_claims", None) is None:
+            from .user_claims import load
+
+            self._user_claims = load(self.settings.claims_file)
+        return self._user_claims
 
 
     def run_across(self, exp_id: str) -> tuple[dict, list[dict], list[str]]:

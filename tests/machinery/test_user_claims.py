@@ -1,0 +1,84 @@
+"""A researcher's own claims file (issue 25): checked without measuring, evaluated beside the
+built-in claims by `run --claims`, its rows marked as the user's in the report and the summary."""
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from semphase.errors import SemphaseError
+
+pytestmark = pytest.mark.machinery
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "my_claims.py"
+
+
+def test_the_example_file_checks_and_decides_on_committed_evidence():
+    """The example's three claims load, and on the committed SmolLM2 exp10 evidence each is decided
+    (no measuring): the records are marked as the user's with the file's sha256."""
+    from semphase.user_claims import load
+
+    user = load(str(EXAMPLE))
+    assert user.experiment == "exp10" and len(user.rules) == 3
+    ev = json.loads((ROOT / "results" / "data" / "exp10_smollm2-135m.json").read_text())["evidence"]
+    recs = user.evaluate(ev)
+    assert [r["test"] for r in recs] == list(user.rules)
+    assert all(r["user"] and r["claims_sha256"] == user.sha256 and r["claims_file"] == "my_claims.py" for r in recs)
+    assert recs[0]["verdict"] == "does NOT replicate"  # SmolLM2's layer-0 share is 0.08 [0.07, 0.09]
+    assert all(r["verdict"] in ("replicates", "does NOT replicate", "inconclusive") for r in recs)
+
+
+@pytest.mark.parametrize("body, needle", [
+    ('EXPERIMENT = "exp99"\n', "not a registered experiment"),
+    ('EXPERIMENT = "exp10"\n', "no @rule claim"),
+    ('EXPERIMENT = "exp10"\nraise RuntimeError("oops")\n', "does not load (RuntimeError: oops)"),
+    ('from semphase.claims import rule\nEXPERIMENT = "exp10"\n'
+     '@rule("U1", "test_c17_importance_heavy_tailed", "H", "s", asserts="a", original=None)\ndef a(ev, r): pass\n',
+     "built-in claim test"),
+    ('from semphase.claims import rule\nEXPERIMENT = "exp10"\n'
+     '@rule("U1", "test_u1_x", "H", "s", asserts="a", original=None)\ndef a(ev, r): pass\n'
+     '@rule("U2", "test_u1_x", "H", "s", asserts="b", original=None)\ndef b(ev, r): pass\n', "declared twice"),
+])
+def test_bad_claims_files_are_refused_in_one_sentence(tmp_path, body, needle):
+    from semphase.cli import main
+
+    f = tmp_path / "mine.py"
+    f.write_text(body)
+    with pytest.raises(SemphaseError, match="mine.py"):
+        from semphase.user_claims import load
+        load(str(f))
+    assert main(["claims", "check", str(f)]) == 2
+    assert main(["claims", "check", str(tmp_path / "none.py")]) == 2
+    try:
+        load(str(f))
+    except SemphaseError as exc:
+        assert needle in str(exc)
+
+
+def test_run_with_a_claims_file_outside_the_repository(tiny_llama, tiny_text, tmp_path):
+    """`run exp10 --claims FILE` with the file in a temporary folder: its rows are in the data file
+    (marked, with the file's sha256 in the provenance), the experiment's report and the summary;
+    a file on an experiment the run does not measure is refused before measuring."""
+    import subprocess
+    import sys
+
+    mine = tmp_path / "elsewhere" / "my_claims.py"
+    mine.parent.mkdir()
+    shutil.copy(EXAMPLE, mine)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "semphase", "run", "exp10", "--model", str(tiny_llama), "--text-file", str(tiny_text),
+           "--budget", "smoke", "--tokens", "256", "--ctx", "64", "--quiet", "--output-dir", str(out),
+           "--claims", str(mine)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rec = json.loads(next((out / "data").glob("exp10_*.json")).read_text())
+    users = [c for c in rec["claims"] if c.get("user")]
+    assert [c["test"] for c in users] == ["test_u1_layer0_share_above_half",
+                                          "test_u2_top_head_costs_more_zeroed_than_mean_ablated",
+                                          "test_u3_at_least_ten_heads_above_one_percent"]
+    assert rec["evidence"]["provenance"]["claims_file"]["sha256"] == users[0]["claims_sha256"]
+    assert "`test_u1_layer0_share_above_half`" in (out / "reports" / "exp10_results.md").read_text()
+    assert "`test_u1_layer0_share_above_half` (yours: my_claims.py)" in (out / "reports" / "README.md").read_text()
+    res = subprocess.run(cmd[:4] + ["exp7"] + cmd[5:], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert res.returncode == 2 and "which this run does not measure" in res.stderr
