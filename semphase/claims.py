@@ -161,6 +161,7 @@ class ClaimResult:
     original_claim: str = ""  # the original study's claim for this claim ID, in one sentence
     original_override: str | None = None  # a rule's own original_verdict (e.g. "undecided"), with ...
     original_reason: str = ""  # ... the reason its verdict does not speak for the original
+    marks: dict = field(default_factory=dict)  # extra fields of the stored record (a user's claim: its file)
 
     def skip(self, reason: str) -> "ClaimResult":
         """Not applicable here, because ``reason``: the helper every rule uses to bow out."""
@@ -213,6 +214,7 @@ class ClaimResult:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        d.update(d.pop("marks") or {})
         for c, cj in zip(self.conditions, d["conditions"]):
             cj["status"] = c.status
         d["verdict"] = self.verdict()

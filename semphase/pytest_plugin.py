@@ -71,6 +71,8 @@ def pytest_addoption(parser):
                     help="do not write data, figures or reports")
     group.addoption("--stimuli", default=None, dest="semphase_stimuli",
                     help="semantic experiments: a stimuli file in the packaged file's format")
+    group.addoption("--claims", default=None, dest="semphase_claims_file",
+                    help="a Python file of your own @rule claims: each becomes a test (tests/claims/test_your_claims.py)")
 
 
 def _settings(config):
@@ -84,7 +86,7 @@ def _settings(config):
         data_dir=opt.semphase_data_dir, text_file=opt.semphase_text_file, split=opt.semphase_split, output_dir=opt.semphase_output_dir,
         cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
         head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),
-        stimuli=opt.semphase_stimuli,
+        stimuli=opt.semphase_stimuli, claims_file=opt.semphase_claims_file,
     )
 
 
@@ -108,6 +110,7 @@ def pytest_configure(config):
     config._semphase_written = []
     try:  # bad options are usage errors before anything runs: one sentence each
         session.check_options(write=bool(session.settings.output_dir) and not hasattr(config, "workerinput"))
+        session.user_claims()  # a bad --claims file too
     except SemphaseError as exc:
         raise pytest.UsageError(f"semphase: {exc}") from None
     if hasattr(config, "workerinput"):
@@ -161,6 +164,13 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("model_name", list(settings.models), ids=[f"model={m}" for m in settings.models])
     if "device_name" in metafunc.fixturenames:
         metafunc.parametrize("device_name", list(settings.devices), ids=[f"device={d}" for d in settings.devices])
+    if "user_claim_test" in metafunc.fixturenames:  # one test per claim of the --claims file
+        user = metafunc.config._semphase_session.user_claims()
+        if user:
+            metafunc.parametrize("user_claim_test", list(user.rules), ids=list(user.rules))
+        else:
+            metafunc.parametrize("user_claim_test", [pytest.param(None, marks=pytest.mark.skip(
+                reason="no --claims FILE given: no claims of your own to test"))], ids=["no-claims-file"])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -170,9 +180,13 @@ def pytest_collection_modifyitems(config, items):
     split = _split_by_experiment(config)
     for item in items:
         callspec = getattr(item, "callspec", None)
+        user = config._semphase_session.user_claims() if callspec is not None and "user_claim_test" in callspec.params \
+            else None
+        if user is not None:  # a user's claim carries its experiment's marker (-m exp10 selects it)
+            item.add_marker(getattr(pytest.mark, user.experiment))
         if callspec is not None and "model_name" in callspec.params:
             group = f"model-{callspec.params['model_name']}"
-            experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+            experiment = user.experiment if user is not None else getattr(getattr(item, "module", None), "EXPERIMENT", None)
             if split and experiment:
                 group += f"-{experiment}"
             item.add_marker(pytest.mark.xdist_group(name=group))

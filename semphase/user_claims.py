@@ -40,23 +40,23 @@ class UserClaims:
     def name(self) -> str:
         return Path(self.path).name
 
+    def evaluate_one(self, ev: dict, test: str):
+        """One rule of the file on ``ev``: a ClaimResult marked as the user's. A rule that reads a
+        field the evidence lacks is bad input: one sentence naming the rule and the field."""
+        try:
+            result = self.rules[test](ev)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise SemphaseError(f"--claims {self.name}: {test} reads {exc!r}, which {self.experiment}'s evidence "
+                                f"does not hold here; check the field names against a data file "
+                                f"(data/{self.experiment}_MODEL.json, its 'evidence').") from None
+        if not ev.get("asserts_claims", True) and result.kind != "S":
+            result.asserted = False
+        result.marks = {"user": True, "claims_file": self.name, "claims_sha256": self.sha256}
+        return result
+
     def evaluate(self, ev: dict) -> list[dict]:
-        """Every rule of the file on ``ev``, as claim records (JSON) marked as the user's. A rule that
-        reads a field the evidence lacks is bad input: one sentence naming the rule and the field."""
-        out = []
-        for test, rule in self.rules.items():
-            try:
-                result = rule(ev)
-            except (KeyError, IndexError, TypeError) as exc:
-                raise SemphaseError(f"--claims {self.name}: {test} reads {exc!r}, which {self.experiment}'s evidence "
-                                    f"does not hold here; check the field names against a data file "
-                                    f"(data/{self.experiment}_MODEL.json, its 'evidence').") from None
-            if not ev.get("asserts_claims", True) and result.kind != "S":
-                result.asserted = False
-            rec = result.to_json()
-            rec.update(user=True, claims_file=self.name, claims_sha256=self.sha256)
-            out.append(rec)
-        return out
+        """Every rule of the file on ``ev``, as claim records (JSON) marked as the user's."""
+        return [self.evaluate_one(ev, test).to_json() for test in self.rules]
 
 
 def load(path: str) -> UserClaims:

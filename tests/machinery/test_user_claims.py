@@ -82,3 +82,23 @@ def test_run_with_a_claims_file_outside_the_repository(tiny_llama, tiny_text, tm
     assert "`test_u1_layer0_share_above_half` (yours: my_claims.py)" in (out / "reports" / "README.md").read_text()
     res = subprocess.run(cmd[:4] + ["exp7"] + cmd[5:], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert res.returncode == 2 and "which this run does not measure" in res.stderr
+
+
+def test_pytest_claims_collects_each_claim_as_a_test_and_reports_it(tiny_llama, tiny_text, tmp_path):
+    """`pytest --claims FILE` (the file outside the repository) runs one test per claim on the file's
+    experiment and writes their rows, marked as the user's, into the report and the summary."""
+    import subprocess
+    import sys
+
+    mine = tmp_path / "elsewhere" / "my_claims.py"
+    mine.parent.mkdir()
+    shutil.copy(EXAMPLE, mine)
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / "claims" / "test_your_claims.py"),
+                          f"--model={tiny_llama}", "--device", "cpu", "--text-file", str(tiny_text), "--budget", "smoke",
+                          "--tokens", "256", "--ctx", "64", "--claims", str(mine), f"--output-dir={out}", "-n", "0",
+                          "-q", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "3 passed" in res.stdout.splitlines()[-1]
+    summary = (out / "reports" / "README.md").read_text()
+    assert "`test_u3_at_least_ten_heads_above_one_percent` (yours: my_claims.py)" in summary
