@@ -532,7 +532,8 @@ def cost_lines(layout: OutputLayout) -> list[str]:
     return ["", "## What the measurements cost", "",
             "Per data file: the wall time of the process that measured it; the cache units it used, computed in "
             "that process or read back from an earlier, interrupted run, with the seconds each took when computed "
-            "(their sum: the measurement's cost from an empty cache on that device); exp10's time per part in "
+            "(their sum: the measurement's cost from an empty cache on that device; units that experiments share, "
+            "such as exp1-exp3's residuals, count in each that reads them); exp10's time per part in "
             "the process that wrote it.", "",
             "| experiment | model | device | budget | wall time | cache units | units' compute time | exp10 parts |",
             "|---|---|---|---|---|---|---|---|", *out]
