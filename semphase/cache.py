@@ -146,14 +146,14 @@ def new_stats() -> dict:
 def count_hit(stats: dict, seconds) -> None:
     stats["hits"] += 1
     if isinstance(seconds, (int, float)):
-        stats["hit_seconds"] = stats.get("hit_seconds", 0.0) + float(seconds)
-        stats["hits_timed"] = stats.get("hits_timed", 0) + 1
+        stats["hit_seconds"] += float(seconds)
+        stats["hits_timed"] += 1
 
 
 def count_computed(stats: dict, seconds) -> None:
     stats["computed"] += 1
     if isinstance(seconds, (int, float)):
-        stats["computed_seconds"] = stats.get("computed_seconds", 0.0) + float(seconds)
+        stats["computed_seconds"] += float(seconds)
 
 
 class EvidenceStore:

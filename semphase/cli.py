@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, registry
+from .claims import Verdict
 from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
 
@@ -176,7 +177,8 @@ def cmd_run(args) -> int:
     for exp in exps:
         if args.parts and not exp.parts:
             raise SemphaseError(f"--parts: {exp.id} has no parts; drop the option.")
-        unknown = sorted(set((args.parts or "").replace(",", "").strip().lower()) - set(exp.parts))
+        chosen = set((args.parts or "").replace(",", "").strip().lower())
+        unknown = sorted(chosen - set(exp.parts))
         if unknown:
             raise SemphaseError(f"--parts {args.parts!r}: unknown part(s) {''.join(unknown)} for {exp.id}; use letters "
                                 f"from {''.join(exp.parts)}.")
@@ -186,7 +188,7 @@ def cmd_run(args) -> int:
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
         if args.layers and exp.id == "exp10":
-            other = sorted(set((args.parts or "".join(exp.parts)).replace(",", "").strip().lower()) - {"a"})
+            other = sorted((chosen or set(exp.parts)) - {"a"})
             if other:
                 raise SemphaseError(f"--layers {args.layers}: only part a's single-head sweep takes a layer list; parts "
                                     f"{''.join(other)} need every head (phases 2-3 choose their layers with "
@@ -240,13 +242,13 @@ def cmd_run(args) -> int:
                           "from the cache (written earlier in this run or by an earlier one)", file=sys.stderr)
                 _print_claims(claims)
                 written += out
-                failed += [f"{c['test']} on {model}" for c in claims if c.get("verdict_value") == "does NOT replicate"]
+                failed += [f"{c['test']} on {model}" for c in claims if c.get("verdict_value") == Verdict.REFUTED.value]
             if len(models) > 1 and exp.across:
                 print(f"{exp.id} across {', '.join(models)}", file=sys.stderr)
                 _, claims, out = session.run_across(exp.id)
                 _print_claims(claims)
                 written += out
-                failed += [f"{c['test']} across models" for c in claims if c.get("verdict_value") == "does NOT replicate"]
+                failed += [f"{c['test']} across models" for c in claims if c.get("verdict_value") == Verdict.REFUTED.value]
     except KeyboardInterrupt:
         print(interrupt_message(session, current, written), file=sys.stderr)
         return 130

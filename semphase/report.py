@@ -446,26 +446,20 @@ def render_summary(layout: OutputLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
-_HOLDS = ("replicates", "reproduced", "holds (arithmetic)", "sane")
-_FAILS = ("does NOT replicate", "NOT reproduced", "fails (arithmetic)", "NOT sane")
-
-
 def needs_training(trained: str, twin: str) -> str:
-    """What a claim test's verdicts on a model and on its untrained twin say about training."""
-    if trained in _HOLDS and twin in _FAILS:
-        return "yes"
-    if trained in _HOLDS and twin in _HOLDS:
-        return "no: architectural"
-    if trained in _FAILS and twin in _HOLDS:
-        return "no: training removes it"
-    if trained in _FAILS and twin in _FAILS:
-        return "n/a: fails on both"
-    return "undecided"
+    """What a claim test's verdict values (:class:`~semphase.claims.Verdict`, whatever the kind's words)
+    on a model and on its untrained twin say about training."""
+    from .claims import Verdict
+
+    holds, fails = Verdict.REPLICATES.value, Verdict.REFUTED.value
+    return {(holds, fails): "yes", (holds, holds): "no: architectural", (fails, holds): "no: training removes it",
+            (fails, fails): "n/a: fails on both"}.get((trained, twin), "undecided")
 
 
 def twin_lines(rows: list[dict]) -> list[str]:
     """Each model measured beside its untrained twin (``random:NAME``): per claim test, both
     verdicts and whether the claim needs training; a sentence for each claim that holds on the twin."""
+    from .claims import Verdict
     from .models import TWIN_PREFIX
 
     by = {(r["test"], r["model"]): r for r in rows}
@@ -479,9 +473,9 @@ def twin_lines(rows: list[dict]) -> list[str]:
             if r["model"] != base or r["kind"] not in ("H", "A") or (r["test"], twin) not in by:
                 continue
             t = by[(r["test"], twin)]
-            verdict = needs_training(r["verdict"], t["verdict"])
+            verdict = needs_training(r["verdict_value"], t["verdict_value"])
             table.append(f"| {r['claim']} | `{r['test']}` | {r['verdict']} | {t['verdict']} | {verdict} |")
-            if t["verdict"] in _HOLDS:
+            if t["verdict_value"] == Verdict.REPLICATES.value:
                 holds.append(f"- {r['claim']} `{r['test']}` holds on the untrained twin too ({cell(t['deciding'])}): "
                              "the architecture alone produces it.")
         if table:

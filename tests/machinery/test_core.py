@@ -494,7 +494,8 @@ def test_summary_sets_each_model_beside_its_untrained_twin():
     from semphase.report import needs_training, twin_lines
 
     def row(test, model, verdict):
-        return {"claim": "C1", "test": test, "model": model, "kind": "H", "verdict": verdict, "deciding": "x = 1"}
+        return {"claim": "C1", "test": test, "model": model, "kind": "H", "verdict": verdict, "verdict_value": verdict,
+                "deciding": "x = 1"}
 
     rows = [row("t_a", "m", "replicates"), row("t_b", "m", "replicates"), row("t_c", "m", "inconclusive"),
             row("t_a", "random:m", "does NOT replicate"), row("t_b", "random:m", "replicates"),

@@ -394,9 +394,9 @@ def part_v(run: Exp10Run, ev: dict) -> None:
     for t in (str(x) for x in THRESHOLDS):
         a, b = reps["linear_l0p_rank"][t], reps["linear_l0p_heldout"][t]
         diff = a[rng.permutation(len(a))] - b  # independent ranges: pair replicates at random
+        value = in_res["thresholds"][t] - held_res["thresholds"][t]
         optimism[t] = {"in_sample": in_res["thresholds"][t], "heldout": held_res["thresholds"][t],
-                       "value": in_res["thresholds"][t] - held_res["thresholds"][t],
-                       "ci95": paired_difference_ci(diff, in_res["thresholds"][t] - held_res["thresholds"][t]),
+                       "value": value, "ci95": paired_difference_ci(diff, value),
                        "unit": f"rank range: {run.in_unit}; held-out range: {run.eval_unit}",
                        "curves": ["linear_l0p_rank", "linear_l0p_heldout"]}
     v5 = {t: inside["thresholds"][t] - held["thresholds"][t] for t in (str(x) for x in THRESHOLDS)}

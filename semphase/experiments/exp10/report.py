@@ -395,7 +395,7 @@ def data_files(ev: dict, claims: list[dict]) -> dict[str, object]:
 
 
 # Claims whose evidence depends on the layers phases 2-3 replaced (part i's sample or every layer).
-_PHASE23_SAMPLED = {"C24", "C25", "C26", "C27", "C28"}
+_PHASE23_SAMPLED = {"C23", "C24", "C25", "C26", "C27", "C28"}
 
 
 def protocol(ev: dict, claim_id: str) -> str:
@@ -404,7 +404,7 @@ def protocol(ev: dict, claim_id: str) -> str:
     (its every-layer pair at quick)."""
     lin = ev.get("linear") or {}
     layers, L = lin.get("layers"), ev.get("n_layers")
-    if claim_id not in _PHASE23_SAMPLED | {"C23"} or not layers or not L:
+    if claim_id not in _PHASE23_SAMPLED or not layers or not L:
         return ""
     every = len(set(layers)) >= L - 1
     if claim_id == "C23" and ev.get("c23_every_layer") and not every:
