@@ -74,6 +74,13 @@ class CacheEntry:
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.dir) + ".lock", timeout=timeout)
 
+    def unit_lock(self, unit: str) -> FileLock:
+        """The lock of one unit, for processes that share an entry's units (cluster tasks): whoever holds it
+        computes the unit; the lock goes with a process that dies."""
+        path = self.dir / ".locks" / (self._path(unit).stem + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
     def _path(self, unit: str) -> Path:
         safe = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in unit)
         return self.dir / f"{safe}.json"
@@ -162,6 +169,9 @@ class EvidenceStore:
     def __init__(self, root: str | os.PathLike | None):
         self.root = Path(root) if root else None
         self.stats = new_stats()
+        # A cluster task's share of every sweep (semphase.cluster.Shard); None: this process computes every unit
+        # it needs, holding each entry's lock while it does.
+        self.shard = None
         self._memory: dict[str, _MemoryEntry] = {}
 
     def entry(self, kind: str, key: dict):

@@ -88,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
                           "batch within about 1,024 positions: 1 for 1,024-token chunks)")
     run.add_argument("--stimuli", default=None,
                      help="exp1-exp3: a stimuli file in the packaged file's format (default: the packaged set)")
+    cl = run.add_argument_group("past one machine (submitit; pip install 'semphase[cluster]')",
+                                "deal the run's units to a SLURM job array whose tasks meet in the cache; the cache "
+                                "and the log folder must be on a filesystem every node sees")
+    cl.add_argument("--executor", default=None, choices=["slurm", "local"],
+                    help="slurm: a job array through submitit; local: the same tasks as processes of this machine")
+    cl.add_argument("--shards", type=int, default=None, help="array tasks the units are dealt to (default 2)")
+    cl.add_argument("--partition", default=None, help="SLURM partition (sbatch -p; default: the cluster's)")
+    cl.add_argument("--gpus-per-task", type=int, default=1, help="GPUs per array task (default 1)")
+    cl.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per array task (sbatch -c; default: the "
+                    "cluster's)")
+    cl.add_argument("--mem-gb", type=int, default=None, help="memory per array task in GB (sbatch --mem)")
+    cl.add_argument("--time", default="4:00:00", help="time limit of each task, as sbatch -t (default 4:00:00); a task "
+                    "that reaches it is requeued and resumes from the cache")
+    cl.add_argument("--array-parallelism", type=int, default=None,
+                    help="tasks running at once (sbatch --array=...%%N; default: every shard)")
+    cl.add_argument("--log-dir", default=None, help="submitit's job folder (default OUTPUT/submitit or "
+                    "results/submitit)")
+    cl.add_argument("--slurm", action="append", default=None, metavar="KEY=VALUE",
+                    help="another sbatch option, e.g. --slurm account=myproj --slurm qos=high (repeatable)")
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
@@ -165,7 +184,9 @@ def settings_from(args, **extra) -> Settings:
         stimuli=getattr(args, "stimuli", None), processing=args.processing, progress=not args.quiet, **extra)
 
 
-def cmd_run(args) -> int:
+def prepare_run(args, check_devices: bool = True):
+    """The checked session and experiments of a ``run`` command: every refusal happens here, before anything is
+    measured (``check_devices`` False: a cluster launcher, whose devices are the nodes')"""
     if "all" in args.experiment:
         given = [o for o, v in (("--parts", args.parts), ("--layers", args.layers),
                                 ("--reuse-evidence", args.reuse_evidence)) if v]
@@ -205,7 +226,7 @@ def cmd_run(args) -> int:
                                 f"{prev.get('budget')!r}, this run's is {args.budget!r}.")
     session = Session(settings_from(args, parts=args.parts, layers=args.layers, reuse_evidence=args.reuse_evidence,
                                     claims_file=args.claims_file))
-    session.check_options()
+    session.check_options(devices=check_devices)
     user = session.user_claims()  # a bad claims file is refused before anything is measured
     if user is not None and user.experiment not in [e.id for e in exps]:
         raise SemphaseError(f"--claims {user.name}: its claims test {user.experiment}, which this run does not measure; "
@@ -217,6 +238,21 @@ def cmd_run(args) -> int:
             print(f"{exp.id}: one model, so its rows are per model; its comparisons across models "
                   f"({', '.join(dict.fromkeys(exp.claims.rule(t).claim for t in exp.claims.extra))}) need two or more --model and will be skipped.",
                   file=sys.stderr)
+    return session, exps
+
+
+def cmd_run(args) -> int:
+    if getattr(args, "executor", None) or getattr(args, "shards", None) is not None:
+        from .cluster import launch
+
+        return launch(args)
+    session, exps = prepare_run(args)
+    return execute_run(session, exps, args)
+
+
+def execute_run(session, exps, args) -> int:
+    """Measure, evaluate and publish every experiment on every model; the summary table at the end."""
+    models = session.settings.models
     root = session.store.root
     held = sum(1 for _ in root.rglob("*.json")) if root is not None and root.is_dir() else 0
     if held:

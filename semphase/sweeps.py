@@ -64,6 +64,14 @@ class Progress:
             bar.close()
 
 
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
@@ -75,13 +83,20 @@ def counts(ts: TokenSet) -> np.ndarray:
 
 def _put_baseline(store: EvidenceStore, lm, ts: TokenSet, c: int, nll: torch.Tensor) -> None:
     entry = store.entry("baseline", base_key(lm, ts))
-    if entry.get(f"c{c}") is None:
+    if store.shard is not None:  # cluster tasks: the first to capture the chunk stores its baseline, once
+        store.shard.put_if_free(entry, f"c{c}", lambda: block_sums(nll))
+    elif entry.get(f"c{c}") is None:
         entry.put(f"c{c}", block_sums(nll))
 
 
 def baseline(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
              progress: Progress | None = None) -> np.ndarray:
     entry = store.entry("baseline", base_key(engine.lm, ts))
+    if store.shard is not None:
+        with (progress or Progress(False)).bar(ts.n_chunks, "baseline") as bar:
+            out = store.shard.run_units(entry, [f"c{c}" for c in range(ts.n_chunks)],
+                                        lambda c: block_sums(engine.forward_nll(ts.chunks[c])), bar)
+        return np.asarray(out, dtype=np.float64)
     out = []
     with entry.lock(), (progress or Progress(False)).bar(ts.n_chunks, "baseline") as bar:
         for c in range(ts.n_chunks):
@@ -96,12 +111,19 @@ def head_means(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
     entry = store.entry("means", base_key(engine.lm, ts))
     total = None
     n = 0
-    with entry.lock(), (progress or Progress(False)).bar(ts.n_chunks, "head means") as bar:
+
+    def compute(c):
+        sums, count = engine.hook_z_sums(ts.chunks[c])
+        return {"sums": sums.tolist(), "count": count}
+
+    shared = None
+    if store.shard is not None:
+        with (progress or Progress(False)).bar(ts.n_chunks, "head means") as bar:
+            shared = store.shard.run_units(entry, [f"c{c}" for c in range(ts.n_chunks)], compute, bar)
+    with (entry.lock() if shared is None else _Nothing()), \
+            (progress or Progress(False)).bar(ts.n_chunks if shared is None else 0, "head means") as bar:
         for c in range(ts.n_chunks):
-            def compute(c=c):
-                sums, count = engine.hook_z_sums(ts.chunks[c])
-                return {"sums": sums.tolist(), "count": count}
-            data = entry.get_or_compute(f"c{c}", compute)
+            data = entry.get_or_compute(f"c{c}", lambda c=c: compute(c)) if shared is None else shared[c]
             sums = torch.tensor(data["sums"], dtype=torch.float64)
             total = sums if total is None else total + sums
             n += data["count"]
@@ -143,6 +165,28 @@ def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entr
                 yield i, c, data
                 bar.update()
             del cap
+
+
+def _shared_chunk_units(engine, ts, store, entry, items, unit, compute, desc, progress, captures):
+    pairs = [(c, i) for c in range(ts.n_chunks) for i in range(len(items))]
+    held: dict = {} if captures is None else captures
+
+    def compute_pair(k):
+        c, i = pairs[k]
+        cap = held.get(c)
+        if cap is None:
+            if captures is None:
+                held.clear()  # one chunk's activations in memory at a time
+            cap = held[c] = engine.capture(ts.chunks[c])
+            _put_baseline(store, engine.lm, ts, c, cap.baseline_nll)
+        return compute(cap, items[i], c)
+
+    with (progress or Progress(False)).bar(len(pairs), desc) as bar:
+        data = store.shard.run_units(entry, [unit(items[i], c) for c, i in pairs], compute_pair, bar)
+    if captures is None:
+        held.clear()
+    for k, (c, i) in enumerate(pairs):
+        yield i, c, data[k]
 
 
 def single_sweep(engine: AblationEngine, ts: TokenSet, kind: str, store: EvidenceStore,
