@@ -11,39 +11,22 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__, registry
+from . import __version__, options, registry
 from .claims import Verdict
 from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
 
 
-DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = options.DEFAULT_MODEL
+
+
+COMMON = ("--model", "--device", "--tokens", "--ctx", "--eval-tokens", "--data-dir", "--text-file", "--split",
+          "--processing", "--seed")
 
 
 def _common(p: argparse.ArgumentParser, several_models: bool = False) -> None:
-    if several_models:
-        p.add_argument("--model", action="append", default=None,
-                       help="registry name (gpt2 ... gpt2-xl, pythia-70m ... pythia-12b, smollm2-135m), hub id or folder; "
-                            f"repeat it to compare models (exp3's C8, exp9's scaling); default {DEFAULT_MODEL}")
-    else:
-        p.add_argument("--model", default=DEFAULT_MODEL,
-                       help="registry name (gpt2 ... gpt2-xl, pythia-70m ... pythia-12b, smollm2-135m), hub id or folder")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--tokens", type=int, default=None,
-                   help="tokens of the rank range, where rankings and in-sample statistics are measured (default: the "
-                        "budget's; 2,048 at quick)")
-    p.add_argument("--ctx", type=int, default=None, help="chunk length in tokens (default: the budget's)")
-    p.add_argument("--eval-tokens", type=int, default=None,
-                   help="held-out tokens after the rank range (default: the budget's; 8,192 at quick, the rest at full)")
-    p.add_argument("--data-dir", default=None, help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the "
-                   "local store of `semphase data fetch`, else the hub)")
-    p.add_argument("--text-file", default=None, help="evaluate on this UTF-8 text file instead of WikiText-2")
-    p.add_argument("--split", default=None, choices=["train", "validation", "test"],
-                   help="WikiText-2 split (default: the experiment's; validation for exp10, test for exp8's angles)")
-    p.add_argument("--processing", default="tl-default", choices=["tl-default", "none"],
-                   help="weight processing (default: HookedTransformer's, as the original)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of every random draw (nulls, bootstraps, controls, sampling); recorded in each result")
+    """The options every measuring command shares, from the one option table (semphase.options)."""
+    options.add_to_argparse(p, COMMON, several_models=several_models)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -60,34 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one or more experiments: " + ", ".join(registry.EXPERIMENTS)
                           + "; all: every registered experiment, in the order their needs set")
     _common(run, several_models=True)
-    run.add_argument("--claims", default=None, dest="claims_file",
-                     help="a Python file of your own @rule claims on one experiment's evidence (see examples/"
-                          "my_claims.py; `claims check FILE` validates it without measuring)")
+    options.add_to_argparse(run, ("--claims", "--budget", "--replace-layers", "--output-dir", "--cache-dir", "--no-cache",
+                                  "--head-batch", "--stimuli"))
     run.add_argument("--strict", action="store_true",
                      help="exit 3 when a claim test does not hold (does NOT replicate / NOT reproduced / NOT sane / "
                           "fails); without it a run that measured and reported everything exits 0 whatever the verdicts")
-    run.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
-                     help="smoke: every step on 128 tokens, sanity only, no claim asserted (minutes); quick: the "
-                          "original's 2,048 tokens plus 8,192 held out (default); full: held out on the rest of the split")
     run.add_argument("--parts", default=None, help="experiment parts, e.g. a or abc (default all); exp10: " + ", ".join(
         f"{k} {v.split(' (')[0]}" for k, v in registry.get("exp10").parts.items()))
-    run.add_argument("--replace-layers", default=None,
-                     help="exp10 phases 2-3: how many evenly spaced layers of 1..L-1 have their heads replaced, or 'all' "
-                          "(default: the budget's; 6 at quick, all at full; the original's protocol needs all)")
     run.add_argument("--layers", default=None, help="only these layers for the single-head sweep, e.g. 0,5,29")
-    run.add_argument("--output-dir", default=None,
-                     help="write DIR/data, DIR/figures, DIR/reports (default: results/ and reports/ here)")
     run.add_argument("--reuse-evidence", default=None, metavar="FILE",
                      help="exp10: an earlier run's data file (OUTPUT/data/exp10_MODEL.json); its part i (the per-head "
                           "replacement sweep) stands in for measuring it again when it was measured on the same "
                           "weights, tokens, budget, seed and device type (checked; a mismatch stops the run)")
-    run.add_argument("--cache-dir", default=None, help="evidence cache (default: OUTPUT/cache or results/cache)")
-    run.add_argument("--no-cache", action="store_true", help="keep evidence in memory only")
-    run.add_argument("--head-batch", type=int, default=None,
-                     help="heads of one layer run as one batch (default: all heads on CUDA; on CPU as many as keep a "
-                          "batch within about 1,024 positions: 1 for 1,024-token chunks)")
-    run.add_argument("--stimuli", default=None,
-                     help="exp1-exp3: a stimuli file in the packaged file's format (default: the packaged set)")
     cl = run.add_argument_group("past one machine (submitit; pip install 'semphase[cluster]')",
                                 "deal the run's units to a SLURM job array whose tasks meet in the cache; the cache "
                                 "and the log folder must be on a filesystem every node sees")
@@ -103,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "that reaches it is requeued and resumes from the cache")
     cl.add_argument("--array-parallelism", type=int, default=None,
                     help="tasks running at once (sbatch --array=...%%N; default: every shard)")
-    cl.add_argument("--log-dir", default=None, help="submitit's job folder (default OUTPUT/submitit or "
-                    "results/submitit)")
+    cl.add_argument("--log-dir", default=None, help="submitit's job folder (default OUTPUT/submitit)")
     cl.add_argument("--slurm", action="append", default=None, metavar="KEY=VALUE",
                     help="another sbatch option, e.g. --slurm account=myproj --slurm qos=high (repeatable)")
 

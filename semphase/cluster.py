@@ -371,8 +371,7 @@ def launch(args) -> int:
         extra[key.strip().lstrip("-").replace("-", "_")] = value
     session, exps = prepare_run(args, check_devices=False)
     cache = session.store.root.resolve()
-    out_root = Path(args.output_dir) if args.output_dir else Path("results")
-    log_dir = Path(args.log_dir or out_root / "submitit").expanduser().resolve()
+    log_dir = Path(args.log_dir or session.layout.data.parent / "submitit").expanduser().resolve()
     if args.executor == "slurm":
         for what, path, option in (("cache", cache, "--cache-dir" if args.cache_dir else "--output-dir (its cache)"),
                                    ("log folder", log_dir, "--log-dir" if args.log_dir else "its log folder")):

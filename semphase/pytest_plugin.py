@@ -38,55 +38,25 @@ INCONCLUSIVE = "inconclusive"
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("semphase", "semphase: models, devices, budgets and reports")
-    group.addoption("--model", action="append", default=None, dest="semphase_models",
-                    help="model to test (repeatable; default gpt2): a registry name, hub id or folder")
-    group.addoption("--device", action="append", default=None, dest="semphase_devices",
-                    help="device (repeatable; default auto): auto, cpu, cuda, cuda:N, mps")
-    group.addoption("--budget", default="quick", choices=["smoke", "quick", "full"], dest="semphase_budget",
-                    help="smoke: a few hundred tokens, sanity only; quick: the original's 2,048 tokens; full: all")
-    group.addoption("--tokens", type=int, default=None, dest="semphase_tokens", help="override the budget's tokens")
-    group.addoption("--ctx", type=int, default=None, dest="semphase_ctx", help="override the budget's chunk length")
-    group.addoption("--eval-tokens", type=int, default=None, dest="semphase_eval_tokens",
-                    help="held-out tokens after the rank range (default: the budget's; 8,192 at quick)")
-    group.addoption("--replace-layers", default=None, dest="semphase_replace_layers",
-                    help="exp10 phases 2-3: evenly spaced layers whose heads are replaced, or 'all' (default: the "
-                         "budget's; 6 at quick, all at full; reproduction tests need all)")
-    group.addoption("--data-dir", default=None, dest="semphase_data_dir",
-                    help="folder holding wikitext-2-raw/ (else $SEMPHASE_DATA_DIR, else the hub)")
-    group.addoption("--text-file", default=None, dest="semphase_text_file", help="evaluate on this UTF-8 file")
-    group.addoption("--split", default=None, dest="semphase_split",
-                    help="WikiText-2 split (default: each experiment's; validation for exp10, test for exp8's angles)")
-    group.addoption("--output-dir", default=None, dest="semphase_output_dir",
-                    help="write DIR/data, DIR/figures, DIR/reports (default results/ and reports/ in the rootdir)")
-    group.addoption("--cache-dir", default=None, dest="semphase_cache_dir",
-                    help="evidence cache (default OUTPUT/cache or results/cache)")
-    group.addoption("--no-cache", action="store_true", default=False, dest="semphase_no_cache",
-                    help="keep evidence in memory only")
-    group.addoption("--semphase-seed", type=int, default=0, dest="semphase_seed", help="seed (default 0)")
-    group.addoption("--head-batch", type=int, default=None, dest="semphase_head_batch",
-                    help="heads of a layer per batch (default: all on CUDA; on CPU as many as keep a batch within "
-                         "about 1,024 positions)")
-    group.addoption("--no-report", action="store_true", default=False, dest="semphase_no_report",
-                    help="do not write data, figures or reports")
-    group.addoption("--stimuli", default=None, dest="semphase_stimuli",
-                    help="semantic experiments: a stimuli file in the packaged file's format")
-    group.addoption("--claims", default=None, dest="semphase_claims_file",
-                    help="a Python file of your own @rule claims: each becomes a test (tests/claims/test_your_claims.py)")
+    from .options import add_to_pytest
+
+    add_to_pytest(parser.getgroup("semphase", "semphase: models, devices, budgets and reports (the same options as "
+                                              "`python -m semphase run`)"))
 
 
 def _settings(config):
+    from .options import DEFAULT_MODEL
     from .session import Settings
 
     opt = config.option
     return Settings(
-        models=tuple(opt.semphase_models or ["gpt2"]), devices=tuple(opt.semphase_devices or ["auto"]),
+        models=tuple(opt.semphase_models or [DEFAULT_MODEL]), devices=tuple(opt.semphase_devices or ["auto"]),
         budget=opt.semphase_budget, tokens=opt.semphase_tokens, ctx=opt.semphase_ctx,
         eval_tokens=opt.semphase_eval_tokens, replace_layers=opt.semphase_replace_layers,
         data_dir=opt.semphase_data_dir, text_file=opt.semphase_text_file, split=opt.semphase_split, output_dir=opt.semphase_output_dir,
         cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
         head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),
-        stimuli=opt.semphase_stimuli, claims_file=opt.semphase_claims_file,
+        stimuli=opt.semphase_stimuli, claims_file=opt.semphase_claims_file, processing=opt.semphase_processing,
     )
 
 

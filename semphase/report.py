@@ -44,12 +44,13 @@ class OutputLayout:
 
     @classmethod
     def make(cls, output_dir: str | os.PathLike | None = None, root: str | os.PathLike = ".") -> "OutputLayout":
-        """``--output-dir DIR`` puts everything under DIR (data/, figures/, reports/, cache/);
-        without it, results/data, results/figures, reports/ and results/cache under ``root``."""
-        if output_dir:
+        """``--output-dir DIR`` puts everything under DIR (data/, figures/, reports/, cache/); ``results`` (or
+        nothing) names the repository's committed layout: results/data, results/figures, reports/ and results/cache
+        under ``root``."""
+        root = Path(root)
+        if output_dir and Path(output_dir).expanduser().resolve() != (root / "results").resolve():
             base = Path(output_dir).expanduser()
             return cls(base / "data", base / "figures", base / "reports", base / "cache")
-        root = Path(root)
         return cls(root / "results" / "data", root / "results" / "figures", root / "reports",
                    root / "results" / "cache")
 

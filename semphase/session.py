@@ -53,9 +53,16 @@ class Settings:
     rootdir: str = "."
 
     def layout(self):
+        """Where the run writes: ``--output-dir``, else ``out/MODEL-BUDGET`` under the root (the repository's committed
+        ``results/`` and ``reports/`` only when named: ``--output-dir results``)."""
+        from pathlib import Path
+
+        from .options import default_output_dir
         from .report import OutputLayout
 
-        return OutputLayout.make(self.output_dir, self.rootdir)
+        if self.output_dir:
+            return OutputLayout.make(self.output_dir, self.rootdir)
+        return OutputLayout.make(Path(self.rootdir) / default_output_dir(self.models, self.budget), self.rootdir)
 
     def get_budget(self) -> Budget:
         return get_budget(self.budget, self.tokens, self.ctx, self.eval_tokens, self.replace_layers)
