@@ -159,7 +159,13 @@ def hub_rows(split: str) -> list[str]:
     """The rows of ``split`` from the ``datasets`` hub loader."""
     try:
         import datasets
-
+    except ImportError:
+        raise DataUnavailable(
+            f"WikiText-2 ({split}) is not at hand and the hub loader needs the datasets package, which is not "
+            f"installed: pip install 'semphase[data]', or pass --data-dir DIR (or set {DATA_DIR_ENV}) with a local "
+            "wikitext-2-raw/ copy."
+        ) from None
+    try:
         ds = datasets.load_dataset("wikitext", "wikitext-2-raw-v1", split=split)
     except Exception as exc:  # the hub loader raises many kinds of errors offline
         raise DataUnavailable(

