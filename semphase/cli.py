@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output-dir", default=None, help="the folder a run wrote to (default: results/ and reports/ here)")
     rep.add_argument("--reevaluate", action="store_true",
                      help="apply the current claim rules to the stored evidence first (no measurement)")
+    rep.add_argument("--figures", action="store_true",
+                     help="draw every figure again from the stored evidence (PNG, vector PDF, caption)")
 
     rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 or Pythia shape (timings, code paths)")
     rnd.add_argument("--shape", default="gpt2", help="gpt2 ... gpt2-xl, or pythia-70m ... pythia-12b")
@@ -295,7 +297,7 @@ def cmd_report(args) -> int:
     if not layout.data.is_dir():
         raise SemphaseError(f"there is no data folder {str(layout.data)!r}; run an experiment first or give "
                             "--output-dir DIR of a run.")
-    written = rebuild(layout, reevaluate=args.reevaluate)
+    written = rebuild(layout, reevaluate=args.reevaluate, figures=args.figures)
     print("wrote:\n  " + "\n  ".join(written))
     return 0
 

@@ -110,17 +110,59 @@ def write_json(path: Path, obj) -> str:
     return str(path)
 
 
-def save_figure(fig, path: Path, tight: bool = True, rect=None) -> str:
-    """Render to memory, then write atomically: a reader never sees half a PNG."""
+def save_figure(fig, path: Path, tight: bool = True, rect=None, caption: str | None = None) -> str:
+    """The figure as a PNG and, beside it, a vector PDF (same name), each rendered to memory and written
+    atomically (a reader never sees half a file). Its caption (``caption``, else one generated from its titles,
+    axis labels and legend entries) is stored in both files' metadata; the report prints it under the figure."""
     import matplotlib.pyplot as plt
 
     if tight:
         fig.tight_layout(rect=rect) if rect else fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png")
+    text = caption or figure_caption(fig)
+    for fmt, meta in (("png", {"Description": text}), ("pdf", {"Subject": text})):
+        buf = io.BytesIO()
+        kw = {"dpi": DPI} if fmt == "png" else {}
+        fig.savefig(buf, format=fmt, metadata=meta, **kw)
+        atomic_write_bytes(Path(path).with_suffix("." + fmt), buf.getvalue())
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
     return str(path)
+
+
+def figure_caption(fig) -> str:
+    """One line that says what a figure shows, from its own text: the title, each panel's title and axes, and the
+    legend entries."""
+    parts = []
+    sup = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if sup:
+        parts.append(sup.strip().rstrip("."))
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        bits = []
+        if ax.get_title():
+            bits.append(ax.get_title().strip())
+        x, y = ax.get_xlabel(), ax.get_ylabel()
+        if x or y:
+            bits.append(f"{y or 'value'} against {x or 'index'}")
+        legend = ax.get_legend()
+        if legend is not None:
+            entries = [t.get_text() for t in legend.get_texts() if t.get_text()]
+            if entries:
+                bits.append("lines: " + "; ".join(entries))
+        if bits:
+            parts.append(": ".join(bits[:1]) + ("" if len(bits) == 1 else " (" + "; ".join(bits[1:]) + ")"))
+    return ". ".join(dict.fromkeys(p for p in parts if p)) + "." if parts else ""
+
+
+def read_caption(path: Path) -> str:
+    """The caption stored in a PNG written by :func:`save_figure` ("" for an older PNG without one)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return str(im.info.get("Description", "") or "")
+    except Exception:  # an unreadable or foreign image has no caption
+        return ""
 
 
 def label_axes(ax, xlabel: str, ylabel: str | None = None, title: str | None = None, legend: int | None = 8) -> None:
@@ -270,7 +312,16 @@ def figure_links(layout: OutputLayout, pattern: str, exclude: Callable[[str], bo
     figs = sorted(f for f in layout.figures.glob(pattern) if not (exclude and exclude(f.name)))
     if not figs:
         return []
-    return ["", "### Figures", ""] + [f"![{f.stem}]({rel(f, layout.reports)})" for f in figs]
+    lines = ["", "### Figures", ""]
+    for f in figs:
+        pdf = f.with_suffix(".pdf")
+        lines.append(f"![{f.stem}]({rel(f, layout.reports)})")
+        caption = read_caption(f)
+        vector = f" ([PDF]({rel(pdf, layout.reports)}))" if pdf.is_file() else ""
+        if caption or vector:
+            lines += ["", f"*{caption}*{vector}" if caption else vector.strip()]
+        lines.append("")
+    return lines[:-1]
 
 
 # -- the experiment's part ------------------------------------------------------------------------
@@ -711,9 +762,10 @@ def write_summary(layout: OutputLayout) -> str:
     return str(path)
 
 
-def rebuild(layout: OutputLayout, reevaluate: bool = False) -> list[str]:
+def rebuild(layout: OutputLayout, reevaluate: bool = False, figures: bool = False) -> list[str]:
     """Rewrite every experiment's report and the summary from the data files; with
-    ``reevaluate``, first apply the current claim rules to the stored evidence (no measurement)."""
+    ``reevaluate``, first apply the current claim rules to the stored evidence (no measurement); with ``figures``,
+    draw every figure again from the stored evidence (PNG, PDF and caption)."""
     from . import registry
 
     written = []
@@ -728,6 +780,9 @@ def rebuild(layout: OutputLayout, reevaluate: bool = False) -> list[str]:
                 user = [c for c in rec["claims"] if c.get("user")]  # a researcher's claims: kept as evaluated
                 claims = exp.claims.sort([c.to_json() for c in results]) + user
                 written.append(write_json(Path(rec["path"]), {"evidence": ev, "claims": claims}))
+        if figures:
+            for rec in records:
+                written += exp.report.figures(rec["evidence"], layout.figures)
         written.append(write_report(exp, layout))
     written.append(write_summary(layout))
     written += [str(layout.reports / "claims.csv"), str(layout.reports / "claims.jsonl")]

@@ -77,3 +77,40 @@ def test_results_names_the_committed_layout(tmp_path):
     assert named.reports == tmp_path / "reports" and named.data == tmp_path / "results" / "data"
     other = OutputLayout.make(tmp_path / "elsewhere", tmp_path)
     assert other.reports == tmp_path / "elsewhere" / "reports"
+
+
+def test_figures_are_written_as_png_and_pdf_with_a_caption(tmp_path):
+    """Every figure is a PNG with a vector PDF beside it, and the report prints its caption (read from the PNG)."""
+    import matplotlib.figure
+
+    from semphase.report import OutputLayout, figure_links, read_caption, save_figure
+
+    layout = OutputLayout.make(tmp_path / "out")
+    fig = matplotlib.figure.Figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 2], label="zero-ablation, every head, held-out")
+    ax.set_xlabel("heads ablated")
+    ax.set_ylabel("PPL / baseline")
+    ax.legend()
+    fig.suptitle("cumulative zero-ablation")
+    save_figure(fig, layout.figures / "exp10c_pareto_m.png")
+    assert (layout.figures / "exp10c_pareto_m.pdf").read_bytes()[:5] == b"%PDF-"
+    caption = read_caption(layout.figures / "exp10c_pareto_m.png")
+    assert "cumulative zero-ablation" in caption and "PPL / baseline against heads ablated" in caption
+    assert "zero-ablation, every head, held-out" in caption
+    lines = figure_links(layout, "exp10c_*_m.png")
+    assert any(caption in l and "[PDF](" in l for l in lines), lines
+
+
+@pytest.mark.parametrize("name, words", [
+    ("zero_all_heldout", "zero-ablation, every head, held-out"),
+    ("mean_l0p", "mean-ablation, layer 0 kept, rank range"),
+    ("mean_l0p_sample_heldout", "mean-ablation, layer 0 kept, layer sample, held-out"),
+    ("linear_l0p_validation", "relu attention, layer 0 kept, validation range"),
+    ("crossfit_a_on_B", "ranking of range a, on range B"),
+    ("something_else", "something_else"),
+])
+def test_curve_names_in_words(name, words):
+    from semphase.experiments.exp10.figures import curve_words
+
+    assert curve_words(name) == words

@@ -8,6 +8,29 @@ import numpy as np  # noqa: E402
 
 from ...report import save_figure as _save  # noqa: E402
 
+# A cumulative curve's name in words, for legends: the kind, the heads' pool, the data it is measured on.
+_KIND_WORDS = {"zero": "zero-ablation", "mean": "mean-ablation", "linear": "relu attention", "mixed":
+               "best method per head", "kernel": "kernelised attention", "relu": "relu attention"}
+_POOL_WORDS = {"all": "every head", "l0p": "layer 0 kept", "l0p_sample": "layer 0 kept, layer sample"}
+_DATA_WORDS = {"": "rank range", "heldout": "held-out", "rank": "rank range", "validation": "validation range"}
+
+
+def curve_words(name: str) -> str:
+    """``zero_all_heldout`` -> "zero-ablation, every head, held-out"; cross-fitted curves
+    (``crossfit_a_on_B``) -> "ranking of range a, on range B"; an unknown name is returned as it is."""
+    if name.startswith("crossfit_"):
+        a, _, b = name[len("crossfit_"):].partition("_on_")
+        return f"ranking of range {a}, on range {b}"
+    kind, _, rest = name.partition("_")
+    if kind not in _KIND_WORDS:
+        return name
+    for pool in sorted(_POOL_WORDS, key=len, reverse=True):
+        if rest == pool or rest.startswith(pool + "_"):
+            data = rest[len(pool) + 1:]
+            if data in _DATA_WORDS:
+                return f"{_KIND_WORDS[kind]}, {_POOL_WORDS[pool]}, {_DATA_WORDS[data]}"
+    return name
+
 THRESHOLD_STYLE = {1.1: "tab:green", 1.5: "tab:orange", 2.0: "tab:red"}
 
 
@@ -89,9 +112,10 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for name in present:
             c = curves[name]
-            axes[0].plot(c["steps"], c["ppl"], "o-", ms=3, label=f"{name} ({c['tokens']} tokens)")
+            words = curve_words(name)
+            axes[0].plot(c["steps"], c["ppl"], "o-", ms=3, label=f"{words} ({c['tokens']} tokens)")
             lab = ", ".join(f"{t}x: {c['thresholds'][str(t)]}" for t in (1.1, 1.5, 2.0))
-            axes[1].plot(c["steps"], c["ratio"], "o-", ms=3, label=f"{name} ({lab})")
+            axes[1].plot(c["steps"], c["ratio"], "o-", ms=3, label=f"{words} ({lab})")
         for t, color in THRESHOLD_STYLE.items():
             axes[1].axhline(t, color=color, ls="--", lw=0.8)
         axes[0].set_yscale("log")
