@@ -176,6 +176,15 @@ def prepare_run(args, check_devices: bool = True):
                                 f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+        if exp.id == "exp10" and (args.replace_layers or args.reuse_evidence):
+            from .experiments.exp10.measure import expand_parts
+
+            if "i" not in expand_parts(args.parts or ""):
+                given = [o for o, v in (("--replace-layers", args.replace_layers),
+                                        ("--reuse-evidence", args.reuse_evidence)) if v]
+                raise SemphaseError(f"{', '.join(given)}: only exp10's phases 2-3 (parts i, j, k, v, p, which start from "
+                                    f"part i) use {'it' if len(given) == 1 else 'them'}, and --parts {args.parts} "
+                                    "measures none of them; add part i (or j, k, v, p), or drop the option.")
         if args.layers and exp.id == "exp10":
             other = sorted((chosen or set(exp.parts)) - {"a"})
             if other:

@@ -605,6 +605,7 @@ def part_h(run: Exp10Run, ev: dict) -> None:
     ev["harmful"] = hz
     if not run.heldout:
         return
+    _zero_eval(run, ev)  # the held-out effects of each head alone (part b measures them too, once per run)
     harm = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
     hh: dict = {"heads": [[l, h] for l, h in harm], "n": len(harm), "interval_unit": f"chunks ({run.eval_ts.n_chunks}; {JACKKNIFE})"}
     if len(harm) >= 2:
@@ -716,7 +717,7 @@ def measure_tokens(lm, ts: TokenSet, budget: Budget, store: EvidenceStore, parts
     wall = time.perf_counter()
     t = time.perf_counter()
     ev: dict = {
-        "experiment": "exp10", "model": lm.name, "tag": lm.tag, "parts": parts,
+        "experiment": "exp10", "model": lm.name, "tag": lm.tag, "parts": parts, "head_batch": int(head_batch),
         "layers": list(range(L)) if all_layers else sorted(set(layers)), "all_layers": all_layers,
         "budget": budget.name, "budget_description": budget.description,
         "asserts_claims": budget.asserts_claims if asserts_claims is None else asserts_claims,
