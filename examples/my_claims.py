@@ -12,6 +12,7 @@ Field names are those of a data file's ``evidence`` (``results/data/exp10_MODEL.
 from semphase.claims import cond, rule
 
 EXPERIMENT = "exp10"
+PARTS = "abe"  # the parts these claims read (b: statistics, e: mean-ablation for the top head); pytest measures only these
 
 
 @rule("U1", "test_u1_layer0_share_above_half", "H",

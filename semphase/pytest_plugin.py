@@ -197,10 +197,15 @@ def get_model(request, model_name: str, device_name: str | None = None):
         pytest.skip(str(exc))
 
 
-def get_evidence(session, experiment: str, lm) -> dict:
-    """An experiment's evidence through the session; a stimuli file with no measurable word skips
-    the test with its one sentence, any other user-caused error fails it in one sentence."""
+def get_evidence(session, experiment: str, lm, parts: str | None = None) -> dict:
+    """An experiment's evidence through the session (``parts``: only these, as a user's claims file declares);
+    a stimuli file with no measurable word skips the test with its one sentence, any other user-caused error
+    fails it in one sentence."""
+    from .registry import Need
+
     try:
+        if parts:
+            return session.evidence(experiment, lm, Need(experiment, parts=parts))
         return session.evidence(experiment, lm)
     except NoMeasurableWords as exc:
         pytest.skip(f"semphase: {exc}")

@@ -6,6 +6,7 @@ The file uses the claims core's public API and names its experiment::
     from semphase.claims import cond, rule
 
     EXPERIMENT = "exp10"
+    PARTS = "ab"  # optional: the experiment's parts the claims read; `pytest --claims` measures only these
 
     @rule("U1", "test_u1_layer0_share_above_half", "H",
           "the layer-0 share of positive zero-ablation ΔPPL exceeds 0.5 on held-out chunks",
@@ -21,6 +22,7 @@ stored in the experiment's data file marked as the user's, with the file's name 
 The simple case, one field against a bound, may be a TOML file instead (``examples/my_claims.toml``)::
 
     experiment = "exp10"
+    parts = "ab"                          # optional: the parts the claims read (pytest measures only these)
 
     [[claim]]
     id = "U4"
@@ -54,6 +56,7 @@ class UserClaims:
     sha256: str
     experiment: str
     rules: dict = field(default_factory=dict)  # test name -> Rule
+    parts: str | None = None  # the experiment's parts the claims read (None: the run's); pytest measures only these
 
     @property
     def name(self) -> str:
@@ -90,7 +93,8 @@ def load(path: str) -> UserClaims:
     data = p.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     if p.suffix.lower() == ".toml":
-        return _checked(p, sha, *_load_toml(p, data))
+        exp_id, rules, parts = _load_toml(p, data)
+        return _checked(p, sha, exp_id, rules, parts)
     spec = importlib.util.spec_from_file_location(f"semphase_user_claims_{sha[:16]}", p)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -105,10 +109,18 @@ def load(path: str) -> UserClaims:
         raise SemphaseError(f"--claims {p.name}: EXPERIMENT = {exp_id!r} is not a registered experiment; use one of "
                             f"{', '.join(registry.EXPERIMENTS)}.")
     rules = [v for v in vars(module).values() if callable(v) and all(hasattr(v, a) for a in ("test", "claim", "kind"))]
-    return _checked(p, sha, exp_id, rules)
+    return _checked(p, sha, exp_id, rules, getattr(module, "PARTS", None))
 
 
-def _checked(p: Path, sha: str, exp_id: str, rules: list) -> UserClaims:
+def _checked(p: Path, sha: str, exp_id: str, rules: list, parts=None) -> UserClaims:
+    exp = registry.get(exp_id)
+    if parts is not None:
+        if not exp.parts:
+            raise SemphaseError(f"--claims {p.name}: {exp_id} has no parts; drop PARTS / parts.")
+        if not isinstance(parts, str) or not parts.strip() or set(parts.replace(",", "").strip()) - set(exp.parts):
+            raise SemphaseError(f"--claims {p.name}: parts {parts!r}: use letters from {''.join(exp.parts)} "
+                                f"({exp_id}'s parts).")
+        parts = "".join(dict.fromkeys(parts.replace(",", "").strip()))
     if not rules:
         raise SemphaseError(f"--claims {p.name}: no @rule claim in the file; declare each with semphase.claims.rule.")
     seen: dict = {}
@@ -121,7 +133,7 @@ def _checked(p: Path, sha: str, exp_id: str, rules: list) -> UserClaims:
             raise SemphaseError(f"--claims {p.name}: {r.test!r} is a built-in claim test of {exp_id}; name yours "
                                 "differently.")
         seen[r.test] = r
-    return UserClaims(str(p), sha, exp_id, seen)
+    return UserClaims(str(p), sha, exp_id, seen, parts)
 
 
 # -- the TOML form: one field against a bound per claim ------------------------------------------------------
@@ -243,7 +255,7 @@ def _load_toml(p: Path, data: bytes) -> tuple[str, list]:
                 raise SemphaseError(f"{where}: {what} {'.'.join(keys)!r} is not a field of {exp_id}'s evidence{hint}; "
                                     f"see a data file's 'evidence' (data/{exp_id}_MODEL.json).")
         rules.append(_toml_rule(c, kind, paths, rule, cond))
-    return exp_id, rules
+    return exp_id, rules, doc.get("parts")
 
 
 def _toml_rule(c: dict, kind: str, paths: dict, rule, cond):

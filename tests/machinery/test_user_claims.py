@@ -102,6 +102,9 @@ def test_pytest_claims_collects_each_claim_as_a_test_and_reports_it(tiny_llama, 
     assert "3 passed" in res.stdout.splitlines()[-1]
     summary = (out / "reports" / "README.md").read_text()
     assert "`test_u3_at_least_ten_heads_above_one_percent` (yours: my_claims.py)" in summary
+    # only the parts the file declares (PARTS = "abe") were measured
+    data = [json.loads(f.read_text())["evidence"] for f in (out / "data").glob("exp10_*.json")]
+    assert data and all(ev["parts"] == "abe" for ev in data), [ev["parts"] for ev in data]
 
 
 EXAMPLE_TOML = ROOT / "examples" / "my_claims.toml"
