@@ -177,7 +177,7 @@ def prepare_run(args, check_devices: bool = True):
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
         if exp.id == "exp10" and (args.replace_layers or args.reuse_evidence):
-            from .experiments.exp10.measure import expand_parts
+            from .experiments.exp10.run import expand_parts
 
             if "i" not in expand_parts(args.parts or ""):
                 given = [o for o, v in (("--replace-layers", args.replace_layers),

@@ -175,6 +175,7 @@ def test_judged_measurement_with_a_named_judge(tiny_llama, tiny_gpt2, tiny_text,
     from semphase.errors import SemphaseError
     from semphase.experiments.exp10 import linearise
     from semphase.experiments.exp10 import measure as M
+    from semphase.experiments.exp10 import run as R
     from semphase.models import load_model
 
     lm = load_model(str(tiny_llama), "cpu")
@@ -182,7 +183,7 @@ def test_judged_measurement_with_a_named_judge(tiny_llama, tiny_gpt2, tiny_text,
     eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
     prompt_ts = load_eval_tokens(lm.tokenizer, None, 128, text_file=str(tiny_text), start=256)
     store = EvidenceStore(tmp_path / "cache")
-    run = M.Exp10Run(lm, ts, get_budget("smoke"), store, sweeps.Progress(False), 1, 0, None, eval_ts)
+    run = R.Exp10Run(lm, ts, get_budget("smoke"), store, sweeps.Progress(False), 1, 0, None, eval_ts)
     ev = {"layers": list(range(lm.n_layers)), "all_layers": True, "n_heads_total": lm.n_heads_total}
     M._baseline(run, ev)
     for part in "ij":

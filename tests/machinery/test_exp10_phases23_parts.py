@@ -14,6 +14,7 @@ from semphase.data import load_eval_tokens
 from semphase.errors import SemphaseError
 from semphase.experiments.exp10 import linearise, recovery
 from semphase.experiments.exp10 import measure as M
+from semphase.experiments.exp10 import run as R
 from semphase.experiments.exp10.claims_phases23 import PHASE23_CLAIMS, PHASE23_RULES
 from semphase.models import load_model
 
@@ -28,7 +29,7 @@ def evidence(tiny_llama, tiny_text, tmp_path_factory):
     ts.meta["subset"], eval_ts.meta["subset"] = "rank", "eval"
     budget = get_budget("smoke")
     store = EvidenceStore(tmp_path_factory.mktemp("cache"))
-    run = M.Exp10Run(lm, ts, budget, store, sweeps.Progress(False), 1, 0, None, eval_ts)
+    run = R.Exp10Run(lm, ts, budget, store, sweeps.Progress(False), 1, 0, None, eval_ts)
     ev = {"experiment": "exp10", "model": lm.name, "layers": list(range(lm.n_layers)), "all_layers": True,
           "budget": "smoke", "data": ts.describe(), "n_tokens": ts.n_tokens, "n_heads": lm.n_heads,
           "n_layers": lm.n_layers, "n_heads_total": lm.n_heads_total}
@@ -111,16 +112,16 @@ def test_part_needs_expand_to_the_fixpoint():
     """--parts asks for what a part reads, and its needs' needs: p needs j, j needs i; v needs k, k needs j
     (k's comparison with the mean curve of f is made when f runs too, not forced). i and l stand alone
     (l's trade-off rows need k)."""
-    assert M.expand_parts("i") == "i"
-    assert M.expand_parts("l") == "l"
-    assert M.expand_parts("p") == "ijp"
-    assert M.expand_parts("v") == "ijkv"
-    assert M.expand_parts("fk") == "aefijk"
-    assert M.expand_parts("") == M.PARTS == "abcdefghijklvp"
+    assert R.expand_parts("i") == "i"
+    assert R.expand_parts("l") == "l"
+    assert R.expand_parts("p") == "ijp"
+    assert R.expand_parts("v") == "ijkv"
+    assert R.expand_parts("fk") == "aefijk"
+    assert R.expand_parts("") == R.PARTS == "abcdefghijklvp"
     functions, needs = M.all_parts()
-    assert set(functions) == set(M.PARTS) and set(needs) <= set(M.PARTS)
+    assert set(functions) == set(R.PARTS) and set(needs) <= set(R.PARTS)
     with pytest.raises(Exception, match="unknown part"):
-        M.expand_parts("iz")
+        R.expand_parts("iz")
 
 
 def test_part_i_reused_from_an_earlier_runs_evidence(tiny_llama, tiny_text, tmp_path):
@@ -246,19 +247,19 @@ def test_bisection_resolves_each_threshold_to_one_head():
     steps than the whole-gap scan; the bracket of a resolved threshold has equal ends."""
     n = 54
     ratio = {s: 1 + 0.3 * (s / n) ** 3 for s in range(n + 1)}  # crosses 1.1x near 37 only
-    steps = M.grid(n, step=10)
-    while mids := M.bisect_midpoints(steps, [ratio[s] for s in steps]):
+    steps = R.grid(n, step=10)
+    while mids := R.bisect_midpoints(steps, [ratio[s] for s in steps]):
         steps = sorted(set(steps) | set(mids))
     every = list(range(n + 1))
-    for t in M.THRESHOLDS:
-        th = M.removable(steps, [ratio[s] for s in steps], t)
-        assert th == M.removable(every, [ratio[s] for s in every], t)
-        lo, hi = M.threshold_bracket(steps, th)
+    for t in R.THRESHOLDS:
+        th = R.removable(steps, [ratio[s] for s in steps], t)
+        assert th == R.removable(every, [ratio[s] for s in every], t)
+        lo, hi = R.threshold_bracket(steps, th)
         assert lo == hi or th == n
-    grid = M.grid(n, step=10)
-    scan = M.refine(grid, [ratio[s] for s in grid], n)
+    grid = R.grid(n, step=10)
+    scan = R.refine(grid, [ratio[s] for s in grid], n)
     assert len(set(steps) - set(grid)) < len(set(scan) - set(grid))
-    assert M.threshold_bracket(grid, 30) == [30, 34] and M.threshold_bracket(grid, 54) == [54, 54]
+    assert R.threshold_bracket(grid, 30) == [30, 34] and R.threshold_bracket(grid, 54) == [54, 54]
 
 
 def test_curve_record_bisects_only_where_a_threshold_hides(evidence):
@@ -275,16 +276,16 @@ def test_curve_record_bisects_only_where_a_threshold_hides(evidence):
         asked.append(list(steps))
         return np.stack([base + np.log(1 + 0.3 * (s / n) ** 3) * run.cnt for s in steps])
 
-    grid = M.grid(n, step=10)
+    grid = R.grid(n, step=10)
     rec = run.curve_record("synthetic", "relu", order, grid, run.eval_ts, base, fine="bisect", measure_curve=fake)
     every = list(range(n + 1))
     exact = [1 + 0.3 * (s / n) ** 3 for s in every]
-    for t in M.THRESHOLDS:
-        th = M.removable(every, exact, t)
+    for t in R.THRESHOLDS:
+        th = R.removable(every, exact, t)
         assert rec["thresholds"][str(t)] == th
         assert rec["thresholds_bracket"][str(t)] in ([th, th], [n, n])
     assert rec["refinement"].startswith("bisection") and len(asked) > 2
-    assert len(rec["steps"]) < len(M.refine(grid, [exact[s] for s in grid], n))
+    assert len(rec["steps"]) < len(R.refine(grid, [exact[s] for s in grid], n))
 
 
 def _curve(th: int, steps: list[int], n: int = 54) -> dict:
@@ -296,7 +297,7 @@ def test_threshold_difference_is_undecided_on_the_grid_and_at_a_ceiling():
     curve is at the candidate pool's ceiling with the other; a tie resolved to one head is a real
     tie, and fails a strict bound."""
     from semphase.experiments.exp10.claims_phases23 import threshold_difference
-    grid, fine = M.grid(54, step=10), list(range(55))
+    grid, fine = R.grid(54, step=10), list(range(55))
     diff = {"ci95": [0, 0], "unit": "chunks"}
     tie_grid = threshold_difference("a - b", _curve(40, grid), _curve(40, grid), "1.1", ">", 0, diff)
     assert tie_grid.inconclusive and tie_grid.interval == (-9, 9) and "step grid" in tie_grid.unit

@@ -85,7 +85,7 @@ def test_c21_magnitude_and_bias_share_are_separate_rows():
 
 
 def test_refine_resolves_every_crossing_of_a_non_monotone_curve():
-    from semphase.experiments.exp10.measure import refine
+    from semphase.experiments.exp10.run import refine
 
     steps = [0, 10, 20, 30, 40]
     ratios = [1.0, 1.09, 1.12, 1.08, 1.3]  # crosses 1.1 three times
@@ -180,3 +180,17 @@ def test_phase23_rows_name_their_layer_protocol():
     assert protocol_of(exp, every, "C24") == "quick; phases 2-3 on every layer"
     assert protocol_of(exp, sample, "C17") == "quick"
     assert protocol_of(exp, dict(sample, c23_every_layer={"x": 1}), "C23").endswith("C23's pair on every layer")
+
+
+def test_exp10_modules_import_no_circle():
+    """exp10's phase 2-3 modules import the shared run module, not measure.py: loading them loads no part a-h
+    code, and run.py loads none of the part modules."""
+    import subprocess
+    import sys
+
+    code = ("import sys, semphase.experiments.exp10.linearise, semphase.experiments.exp10.recovery; "
+            "print('semphase.experiments.exp10.measure' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = ("import sys, semphase.experiments.exp10.run; print(sorted(m for m in sys.modules if m.startswith("
+            "'semphase.experiments.exp10.') and m.split('.')[-1] in ('measure', 'linearise', 'recovery')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

@@ -1,6 +1,6 @@
 """exp10 phase 2 (science.md 12, 10I-10L) and the validation on more data (13, 10V): part
 functions in the shape of ``measure.py``'s, each ``part_x(run, ev)`` on an :class:`Exp10Run`
-(``measure.py`` merges :data:`PART_FUNCTIONS` and :data:`PART_NEEDS` into its own). Layer 0 is
+(``measure.py`` merges :data:`PART_FUNCTIONS` into its own; every part's needs are in :mod:`.run`). Layer 0 is
 protected throughout, as in the original (its heads are never replaced).
 
 * i - each head of layers 1..L-1 replaced alone by each method of :data:`METHODS` (the original's
@@ -28,7 +28,7 @@ from ... import intervals, sweeps
 from ...errors import SemphaseError
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
-from .measure import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, THRESHOLDS,
+from .run import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, THRESHOLDS,
                       Exp10Run, _ascending_order, _distribution_stats, grid, paired_difference_ci)
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
@@ -37,7 +37,6 @@ KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
 # run); k compares with the mean-ablation curve of f when f ran in the same run (C23's held-out test
 # needs it; without f that test skips naming the missing curve, and k costs no mean-ablation sweep);
 # l needs only the model's shapes (its trade-off rows read k's in-sample curve when k ran)
-PART_NEEDS = {"j": "i", "k": "j", "v": "k"}
 ORIGINAL_V_STEPS = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 132]
 
 

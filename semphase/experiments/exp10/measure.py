@@ -13,44 +13,20 @@ tokens, 8 chunks, at quick; the rest of the split at full), with intervals that 
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
 from ... import sweeps
-from ...ablation import AblationEngine
-from ...budgets import Budget
 from ...cache import EvidenceStore
 from ...data import TokenSet
 from ...errors import SemphaseError
 from ...provenance import run_provenance
-from ...ablation import BLOCK
-from ... import intervals
-from ...stats import (N_BOOT, boot_ppl, correlation, heavy_tail_comparison, heavy_tail_powerlaw, interval, ppl, removable,
-                      removable_replicates, resampling, threshold_bracket, zipf_fit)
-from . import EXPERIMENT
-
-PARTS = "".join(EXPERIMENT.parts)
-PART_NEEDS = {"b": "a", "c": "a", "d": "a", "e": "a", "h": "a", "f": "e", "g": "aef"}
-THRESHOLDS = (1.1, 1.5, 2.0)
-ORIGINAL_GRID = sorted(set(range(0, 141, 10)) | {5, 15, 25, 35, 43, 50, 144})
-ORIGINAL_L0P_GRID = sorted(set(range(0, 131, 10)) | {5, 15, 25, 30, 35, 40, 50, 132})
-
-
-def expand_parts(parts: str) -> str:
-    chosen = set(parts.replace(",", "").strip().lower() or PARTS)
-    unknown = chosen - set(PARTS)
-    if unknown:
-        raise SemphaseError(f"--parts {parts!r}: unknown part(s) {''.join(sorted(unknown))}; use letters from {PARTS}.")
-    needs = all_parts()[1]
-    while True:  # needs of needs, to the fixpoint
-        more = {need for part in chosen for need in needs.get(part, "")} - chosen
-        if not more:
-            break
-        chosen |= more
-    return "".join(p for p in PARTS if p in chosen)
-
+from ...stats import (N_BOOT, correlation, heavy_tail_comparison, heavy_tail_powerlaw, ppl, zipf_fit)
+from ...budgets import Budget
+from .run import (JACKKNIFE, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
+                  Exp10Run, _ascending_order, _distribution_stats, _jk, _label, _ranking, expand_parts, grid,
+                  paired_difference_ci)
 
 def reusable_parts() -> dict:
     """Parts an earlier run's evidence can stand in for (``--reuse-evidence``): part -> a function
@@ -133,253 +109,17 @@ def load_reuse(path: str | None) -> dict | None:
 
 def all_parts() -> tuple[dict, dict]:
     """Every part's function and needs: a-h from this module, i, j, k, l, v from
-    :mod:`.linearise` and p from :mod:`.recovery` (imported here, not at the top: they import
-    this module)."""
+    :mod:`.linearise` and p from :mod:`.recovery` (imported when asked for, so that importing this module loads
+    no phase 2-3 code; they import :mod:`.run`, not this module)."""
     from . import linearise, recovery
 
     functions = {**PART_FUNCTIONS, **linearise.PART_FUNCTIONS, **recovery.PART_FUNCTIONS}
-    needs = {**PART_NEEDS, **linearise.PART_NEEDS, **recovery.PART_NEEDS}
+    needs = PART_NEEDS
     missing = set(PARTS) ^ set(functions)
     if missing:
         raise SemphaseError(f"exp10's declared parts and part functions differ: {''.join(sorted(missing))}")
     return functions, needs
 
-
-def grid(n_total: int, original: list[int] | None = None, original_n: int | None = None, step: int = 10) -> list[int]:
-    """The cumulative step grid: the original's for GPT-2 small's head count, else steps of
-    ``step`` (10; the smoke budget's 40) plus 5/15/25/35, 30 % of the heads, and all heads."""
-    if original is not None and n_total == original_n:
-        return list(original)
-    steps = set(range(0, n_total + 1, step)) | {5, 15, 25, 35, math.ceil(0.3 * n_total), n_total}
-    return sorted(s for s in steps if 0 <= s <= n_total)
-
-
-def refine(steps: list[int], ratios: list[float], n_total: int) -> list[int]:
-    """Every integer step inside each grid interval that crosses a threshold (the curves are not
-    monotone, so an interval may cross one threshold more than once along the grid): thresholds
-    are then resolved to one head wherever the curve crosses them."""
-    extra: set[int] = set()
-    for t in THRESHOLDS:
-        for (a, ra), (b, rb) in zip(zip(steps, ratios), zip(steps[1:], ratios[1:])):
-            if (ra <= t) != (rb <= t) and b - a > 1:
-                extra |= set(range(a + 1, min(b, n_total + 1)))
-    return sorted(set(steps) | extra)
-
-
-def bisect_midpoints(steps: list[int], judged: list[float], thresholds=THRESHOLDS) -> list[int]:
-    """One bisection round: for each threshold, the middle of the gap between the step it is read
-    at (:func:`removable`) and the next measured step, where that gap hides more than one head.
-    Repeated until it returns nothing, it resolves every threshold's point estimate to one head with
-    about log2(gap) steps per threshold instead of :func:`refine`'s whole gap; between the step read
-    and the next one it finds the last step within the threshold, not every crossing (a curve that
-    dips back below inside the gap after rising above may be missed, as on the grid itself)."""
-    mids: set[int] = set()
-    for t in thresholds:
-        lo, hi = threshold_bracket(steps, removable(steps, judged, t))
-        if hi > lo:  # the next measured step is hi + 1
-            mids.add((lo + hi + 1) // 2)
-    return sorted(mids)
-
-
-KEEP_CAPTURES_CHUNKS = 16  # a bisection keeps up to this many chunks' captures in memory between its rounds
-ORIGINAL_RATIO_DIGITS = 4  # the original printed and compared ratios to 4 decimals
-ORIGINAL_DELTA_DIGITS = 6  # and ΔPPL to 6: reproduction curves round as it did before sorting
-
-
-def _label(l: int, h: int) -> str:
-    return f"L{l}H{h}"
-
-
-def _distribution_stats(delta: np.ndarray) -> dict:
-    flat = delta.ravel()
-    return {
-        "n_heads": int(flat.size),
-        "n_negligible_1pct": int((np.abs(flat) < 0.01).sum()),
-        "n_small_10pct": int((np.abs(flat) < 0.10).sum()),
-        "n_negative": int((flat < 0).sum()),
-        "mean_delta_ppl": float(flat.mean()),
-        "median_delta_ppl": float(np.median(flat)),
-        "max_delta_ppl": float(flat.max()),
-        "min_delta_ppl": float(flat.min()),
-    }
-
-
-def _ranking(ppl_lh: np.ndarray, delta: np.ndarray, kind: str) -> list[dict]:
-    L, H = delta.shape
-    rows = [{"layer": l, "head": h, "ablation": kind, "ppl": float(ppl_lh[l, h]),
-             "delta_ppl": float(delta[l, h])} for l in range(L) for h in range(H)]
-    return rows
-
-
-def _ascending_order(delta: np.ndarray, min_layer: int = 0, digits: int | None = None) -> list[list[int]]:
-    """Heads ordered by |ΔPPL| ascending (least important first), ties by (layer, head); with
-    ``digits``, ΔPPL rounded first (as the original did)."""
-    if digits is not None:
-        delta = np.round(delta, digits)
-    L, H = delta.shape
-    heads = [(l, h) for l in range(min_layer, L) for h in range(H)]
-    heads.sort(key=lambda lh: (abs(delta[lh]), lh))
-    return [[l, h] for l, h in heads]
-
-
-
-PAIRED_DIFFERENCE = ("paired cluster bootstrap of the threshold difference (the same chunk draws for both curves), "
-                     "percentile, widened to hold the estimate (semphase.intervals.threshold_difference_paired; "
-                     "coverage measured by simulation)")
-
-
-JACKKNIFE = "delete-one-chunk jackknife, t on G - 1 df (semphase.intervals.jackknife; coverage measured by simulation)"
-
-
-def _jk(value: float, loo_replicates: np.ndarray) -> list[float]:
-    """The jackknife interval of ``value`` from its delete-one-chunk replicates (semphase.intervals.jackknife)."""
-    iv = intervals.jackknife(value, loo_replicates)
-    return [float(iv.low), float(iv.high)]
-
-
-def paired_difference_ci(diff_replicates: np.ndarray, value: float) -> list[float]:
-    """The interval of a difference of two thresholds from paired bootstrap replicates (same chunk draws):
-    the percentile interval, widened where needed so that it holds the estimate ``value``
-    (:func:`semphase.intervals.threshold_difference_paired` is the same method on per-chunk sums)."""
-    lo, hi = interval(diff_replicates)
-    return [float(min(lo, value)), float(max(hi, value))]
-
-class Exp10Run:
-    """State shared by the parts of one measurement.
-
-    ``ts`` is the rank range (the original's data at the quick budget): rankings, means and the
-    in-sample curves come from it. ``eval_ts`` is the held-out range after it: held-out curves and
-    effects are measured there, with intervals that resample chunks (a cluster bootstrap) when
-    it has at least 8, else blocks (said in the evidence).
-    """
-
-    def __init__(self, lm, ts: TokenSet, budget: Budget, store: EvidenceStore,
-                 progress: sweeps.Progress, head_batch: int = 1, seed: int = 0,
-                 layers: list[int] | None = None, eval_ts: TokenSet | None = None):
-        self.lm = lm
-        self.layers = layers
-        self.ts = ts
-        self.eval_ts = eval_ts
-        self.budget = budget
-        self.store = store
-        self.progress = progress
-        self.engine = AblationEngine(lm, head_batch=head_batch)
-        self.seed = seed
-        self.cnt = sweeps.counts(ts)
-        self.heldout = eval_ts is not None
-        self.n_total = lm.n_heads_total
-        if self.heldout:
-            self.eval_w, self.eval_unit = resampling(eval_ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
-            self.eval_loo = np.repeat(intervals.leave_one_out(eval_ts.n_chunks), len(self.cnt), axis=1)
-        self.in_w, self.in_unit = resampling(ts.n_chunks, len(self.cnt), BLOCK, seed=seed)
-        # delete-one-chunk weights [G, G * blocks] for the jackknife intervals of smooth statistics
-        self.in_loo = np.repeat(intervals.leave_one_out(ts.n_chunks), len(self.cnt), axis=1)
-        # filled in by the parts, in order
-        self.base_blocks = self.base_eval_blocks = self.zero = self.zero_eval = self.zero_delta = None
-        self.base = self.base_eval = None
-        self.means_all = self.mean_delta = None
-        # phase 2 (linearise.py): per-method ΔPPL of single-head replacement, the best method and its rankings
-        self.lin_delta: dict[str, np.ndarray] = {}
-        self.best_method = self.best_order = None
-        self.mixed_order = self.mixed_order_heldout = None
-        self.timing: dict[str, float] = {}
-        self.cross_ts: TokenSet | None = None  # C26's second rank range B (part v), when the data hold one
-        self.lin_delta_every: dict | None = None  # C23 on a layer sample: relu ΔPPL of every layer and its source
-        self._blocks: dict[str, tuple[list[int], np.ndarray]] = {}  # curve name -> (steps, loss sums [step, chunk, block])
-
-    def P(self, blocks: np.ndarray) -> np.ndarray:
-        return ppl(blocks, self.cnt)
-
-    def boot_delta(self, blocks: np.ndarray, base_blocks: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Bootstrap replicates of ΔPPL = PPL(blocks)/PPL(base) - 1, paired (same resample):
-        blocks [..., chunk, block] -> [n_boot, ...]."""
-        b = boot_ppl(blocks, self.cnt, w)
-        base = boot_ppl(base_blocks, self.cnt, w)
-        return b / base.reshape((-1,) + (1,) * (b.ndim - 1)) - 1
-
-    def curve_record(self, name: str, kind: str, order, steps, ts: TokenSet, base_blocks: np.ndarray,
-                     means=None, means_tokens=None, fine: bool | str = False, description: str = "",
-                     original: bool = False, weights: np.ndarray | None = None, unit: str = "",
-                     measure_curve=None, refine_at=THRESHOLDS) -> dict:
-        """A cumulative curve: ratios to the baseline of the same tokens, thresholds, and (with
-        ``weights``) bootstrap intervals of each threshold's head count. ``fine``: True resolves
-        every crossing to one head (:func:`refine`, the whole gap); ``"bisect"`` the point estimate
-        of each threshold of ``refine_at`` (:func:`bisect_midpoints`: about log2 of the gap, each
-        round measuring only its midpoints, with the chunks captured once for all rounds where
-        there are at most ``KEEP_CAPTURES_CHUNKS``). ``original``: the original's protocol (ratios
-        rounded to 4 decimals before the thresholds). ``measure_curve(steps, name, captures)``
-        measures the per-block loss sums of the steps (default: :func:`sweeps.curve` with ``kind``;
-        exp10's mixed curves give each head its own kind)."""
-        if measure_curve is None:
-            def measure_curve(st, label, captures=None):
-                return sweeps.curve(self.engine, ts, kind, order, st, self.store, means, means_tokens,
-                                    name=label, progress=self.progress, captures=captures)
-        base_ppl = float(self.P(base_blocks))
-
-        def judge(blocks):  # ratios to the baseline, and the ones thresholds are read from
-            ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
-            return ratios, ([round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios)
-
-        captures = {} if fine == "bisect" and ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
-        blocks = measure_curve(steps, name, captures)
-        ratios, judged = judge(blocks)
-        coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
-        if fine == "bisect":
-            by_step = dict(zip(steps, blocks))
-            while mids := bisect_midpoints(steps, judged, refine_at):
-                by_step.update(zip(mids, measure_curve(mids, name + " (bisection)", captures)))
-                steps = sorted(by_step)
-                blocks = np.stack([by_step[s] for s in steps])
-                ratios, judged = judge(blocks)
-            captures = None
-        elif fine:
-            fine_steps = refine(steps, ratios, len(order))
-            if fine_steps != steps:
-                blocks = measure_curve(fine_steps, name + " (fine)")
-                steps = fine_steps
-                ratios, judged = judge(blocks)
-        thresholds = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
-        self._blocks[name] = (list(steps), blocks)
-        rec = {
-            "name": name,
-            "description": description,
-            "ablation": kind,
-            "tokens": ts.meta.get("subset", "all"),
-            "token_range": ts.meta.get("token_range"),
-            "n_candidates": len(order),
-            "order": order,
-            "steps": list(steps),
-            "ppl": [r * base_ppl for r in ratios],
-            "ratio": ratios,
-            "baseline_ppl": base_ppl,
-            "thresholds": thresholds,
-            "thresholds_coarse_grid": coarse,
-            "thresholds_bracket": {t: threshold_bracket(steps, th) for t, th in thresholds.items()},
-            "refinement": {False: "none", True: "every step of each crossing gap"}.get(
-                fine, "bisection of the gap of threshold(s) " + ", ".join(f"{t}x" for t in refine_at)),
-            "ratios_rounded_as_original": original,
-        }
-        if weights is not None:
-            # Each threshold's interval: test inversion of per-step cluster t bounds over chunks
-            # (semphase.intervals.threshold; coverage measured by simulation). The paired bootstrap
-            # replicates are kept for differences of two curves on the same chunks (paired_difference).
-            chunk_nll = np.asarray(blocks).sum(axis=-1)  # [step, chunk]
-            base_nll = np.asarray(base_blocks).sum(axis=-1)  # [chunk]
-            chunk_cnt = np.full(base_nll.shape[-1], float(np.sum(self.cnt)))
-            ivs = {str(t): intervals.threshold(steps, chunk_nll, base_nll, chunk_cnt, t, unit="chunks")
-                   for t in THRESHOLDS}
-            rec["thresholds_ci95"] = {t: [int(iv.low), int(iv.high)] for t, iv in ivs.items()}
-            rec["interval_method"] = next(iter(ivs.values())).method
-            rec["chunk_nll"] = {"baseline": base_nll.tolist(), "counts": chunk_cnt.tolist(), "steps": chunk_nll.tolist()}
-            bratio = boot_ppl(blocks, self.cnt, weights) / boot_ppl(base_blocks, self.cnt, weights)[:, None]
-            reps = {str(t): removable_replicates(steps, bratio, t) for t in THRESHOLDS}
-            rec["interval_unit"] = f"chunks ({base_nll.shape[-1]} chunks; {rec['interval_method']})"
-            self._replicates = getattr(self, "_replicates", {})
-            self._replicates[name] = reps
-        return rec
-
-
-# -- the parts, in order; each reads what earlier parts left on ``run`` and writes into ``ev`` ------
 
 def part_a(run: Exp10Run, ev: dict) -> None:
     """Single-head zero-ablation of every head (of the swept layers) on the rank range. Its

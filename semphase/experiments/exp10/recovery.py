@@ -52,9 +52,8 @@ from ...errors import SemphaseError
 from ...generation import LOGITS_BYTES, _vocab, best_of_n, continuation_nll, generate, self_refine
 from ...intervals import cluster_mean
 from .linearise import KERNEL
-from .measure import Exp10Run
+from .run import Exp10Run
 
-PART_NEEDS = {"p": "j"}  # plus part i's kernel sweep for the kernel condition
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ def prompt_source(ctx, rank, eval_ts):
     range's length; None (the held-out range is used) when part p is not asked for or there is no
     held-out range."""
     from ...data import load_eval_tokens
-    from .measure import PARTS, expand_parts
+    from .run import PARTS, expand_parts
 
     if eval_ts is None or "p" not in expand_parts(ctx.parts or PARTS):
         return None
