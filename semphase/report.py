@@ -283,6 +283,30 @@ def claims_block(rec: dict) -> list[str]:
     return lines
 
 
+def written_by(exp_id: str, layout: OutputLayout) -> str:
+    """The sentence every report's introduction starts with: what wrote it and from which data files."""
+    return (f"Written by `python -m semphase run {exp_id}` (or the pytest plugin) from the evidence in "
+            f"`{rel(layout.data, layout.reports)}/{exp_id}_*.json`; every number below was measured in the run named in "
+            "its provenance.")
+
+
+def budget_row(ev: dict) -> tuple[str, object]:
+    """The provenance row of the budget: its name and what it measures."""
+    if ev.get("budget") and ev.get("budget_description"):
+        return ("budget", f"{ev['budget']}: {ev['budget_description']}")
+    return ("budget", ev.get("budget_description") or ev.get("budget"))
+
+
+def forward_row(ev: dict, what: str = "one forward of a chunk (C)") -> tuple[str, object]:
+    """The provenance row of the time one forward took (the unit of the experiment's cost)."""
+    return (what, f"{ev['forward_seconds_per_chunk']:.3g} s")
+
+
+def thresholds_text(t: dict, sep: str = " / ") -> str:
+    """PCA thresholds K(50/80/90/95 %) as one cell (keys as :func:`semphase.pca.thresholds` writes them)."""
+    return sep.join(str(t[k]) for k in ("0.5", "0.8", "0.9", "0.95"))
+
+
 def provenance_table(ev: dict, extra_rows: list[tuple[str, object]]) -> list[str]:
     """What every result records (model, weights, processing, device, seed, versions, time),
     with the experiment's own rows (its data) after the device."""

@@ -1,7 +1,7 @@
 """exp10's part of the report: introduction, data provenance, measurements, figures, data files."""
 from __future__ import annotations
 
-from ...report import OutputLayout, ReportSpec, fmt, pct, rel
+from ...report import OutputLayout, ReportSpec, budget_row, fmt, forward_row, pct, written_by
 from .figures import exp10_figures
 
 
@@ -22,9 +22,7 @@ def intro(records: list[dict], layout: OutputLayout) -> str:
     return "\n".join([
         "# exp10 results: head ablation, softmax linearisation, validation, compute recovery (science.md 10-14)",
         "",
-        "Written by the semphase report plugin (or `python -m semphase run exp10`) from the evidence in "
-        f"`{rel(layout.data, layout.reports)}/exp10_*.json`; every number below was measured in the run named "
-        "in its provenance. Verdicts: *replicates* / *does NOT replicate* / *inconclusive* for hypothesis (H) tests "
+        written_by("exp10", layout) + " Verdicts: *replicates* / *does NOT replicate* / *inconclusive* for hypothesis (H) tests "
         "that assert the original's conclusion; *reproduced* / *NOT reproduced* for reproduction (R) tests that "
         "compare with the original's GPT-2 numbers; *skipped* with the reason; *not asserted (smoke)* at the smoke "
         "budget.",
@@ -34,7 +32,7 @@ def intro(records: list[dict], layout: OutputLayout) -> str:
 def provenance(ev: dict) -> list[tuple[str, object]]:
     d = ev["data"]
     return [
-        ("budget", f"{ev['budget']}: {ev['budget_description']}"),
+        budget_row(ev),
         ("data", f"{d['source']}; {ev['n_tokens']} tokens = {d['n_chunks']} chunks x {d['ctx']}"
                  f"; text sha256 {d.get('text_sha256', 'n/a')[:16]}; tokens sha256 {d['tokens_sha256'][:16]}"),
         ("rank range", _range(d) + " (rankings, means, harmful sets, in-sample curves; the original's tokens at the "
@@ -43,7 +41,7 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
          _range(ev["heldout"]["eval"]) + f"; tokens sha256 {ev['heldout']['eval']['tokens_sha256'][:16]} (disjoint "
          "from the rank range)"),
         ("intervals", _intervals_row(ev)),
-        ("one forward of a chunk (C)", f"{ev['forward_seconds_per_chunk']:.3g} s"),
+        forward_row(ev),
     ] + [(f"part {part}", f"reused from an earlier run's evidence ({r['source']}; measured {r['finished_utc']} on "
                           f"{r['device']} at commit {str(r['git_commit'])[:7]}"
                           + (f", {r['wall_seconds']:.0f} s" if isinstance(r.get("wall_seconds"), (int, float)) else "")

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...report import OutputLayout, ReportSpec, fmt, rel, save_figure
+from ...report import (OutputLayout, ReportSpec, budget_row, fmt, forward_row, save_figure, thresholds_text,
+                        written_by)
 
 
 def intro(records: list[dict], layout: OutputLayout) -> str:
     return "\n".join([
         "# exp6 results: W_QK principal components and head clustering (science.md section 6)",
         "",
-        "Written by `python -m semphase run exp6` (or the pytest plugin) from the evidence in "
-        f"`{rel(layout.data, layout.reports)}/exp6_*.json`. Every head's W_QK = W_Q^T W_K (d_head x d_head) is read "
+        written_by("exp6", layout) + " Every head's W_QK = W_Q^T W_K (d_head x d_head) is read "
         "from the processed weights (TransformerLens' default processing); grouped-query models give a query head the "
         "key matrix of its group. A centred PCA across heads gives the thresholds K(50/80/90/95 %), computed by one "
         "function that every table and claim reads (the original's report had a cumulative-variance column that "
@@ -35,7 +35,7 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
     d = ev["data"]
     rr = ev.get("rank_range") or {}
     return [
-        ("budget", f"{ev['budget']}: {ev['budget_description']}"),
+        budget_row(ev),
         ("perplexity data", f"{d['source']}; held-out range tokens {d['token_range'][0]:,}-{d['token_range'][1]:,} = "
                             f"{d['n_chunks']} chunks x {d['ctx']}; tokens sha256 {d['tokens_sha256'][:16]}; disjoint from "
                             f"the first {rr.get('n_tokens', 0):,} tokens (exp10's rank range)"),
@@ -45,13 +45,13 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
         ("k-means", f"{ev['kmeans'].get('package', 'scikit-learn')} KMeans on the first {ev['kmeans']['n_pcs']} PCA "
                     "coefficients, random_state "
                     f"{ev['kmeans']['random_state']}, n_init {ev['kmeans']['n_init']}"),
-        ("one forward of a chunk (C)", f"{ev['forward_seconds_per_chunk']:.3g} s"),
+        forward_row(ev),
         ("edits evaluated", f"{ev['invariants']['n_items']} (each on every held-out chunk)"),
     ]
 
 
 def _th(t: dict) -> str:
-    return " / ".join(str(t[k]) for k in ("0.5", "0.8", "0.9", "0.95"))
+    return thresholds_text(t)
 
 
 def section(rec: dict, layout: OutputLayout) -> list[str]:

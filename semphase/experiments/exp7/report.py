@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...report import OutputLayout, ReportSpec, fmt, rel, save_figure
+from ...report import (OutputLayout, ReportSpec, budget_row, fmt, forward_row, save_figure, thresholds_text,
+                        written_by)
 
 
 def intro(records: list[dict], layout: OutputLayout) -> str:
     return "\n".join([
         "# exp7 results: residual updates, their rank and a shared basis (science.md section 7)",
         "",
-        "Written by `python -m semphase run exp7` (or the pytest plugin) from the evidence in "
-        f"`{rel(layout.data, layout.reports)}/exp7_*.json`. Each block's update delta-phi(l) = resid_post - resid_pre "
+        written_by("exp7", layout) + " Each block's update delta-phi(l) = resid_post - resid_pre "
         "is read per token position with its attention (hook_attn_out) and MLP (hook_mlp_out) parts. The robust "
         "protocol (science.md 7.7) draws chunks at random from the split and positions at random within them, and keeps "
         "position 0 apart: every robust statistic excludes it, and the *with position 0* columns add it back as the "
@@ -34,7 +34,7 @@ def intro(records: list[dict], layout: OutputLayout) -> str:
 def provenance(ev: dict) -> list[tuple[str, object]]:
     d, s = ev["data"], ev["sampling"]
     return [
-        ("budget", f"{ev['budget']}: {ev['budget_description']}"),
+        budget_row(ev),
         ("data", f"{d['source']}; {d['n_chunks']} chunks x {d['ctx']} in the split; tokens sha256 "
                  f"{d['tokens_sha256'][:16]}"),
         ("robust sample", f"{s['robust']['n_samples']:,} positions: {s['robust']['positions_per_chunk']} drawn in each of "
@@ -42,12 +42,12 @@ def provenance(ev: dict) -> list[tuple[str, object]]:
                           "chunk kept apart"),
         ("original sample", f"positions {s['original']['positions'][0]}-{s['original']['positions'][1]} of chunk 0"),
         ("intervals", f"resample {ev['interval_unit']}; {ev['n_boot']} replicates"),
-        ("one forward of a chunk with hooks", f"{ev['forward_seconds_per_chunk']:.3g} s"),
+        forward_row(ev, "one forward of a chunk with hooks"),
     ]
 
 
 def _row(t: dict) -> str:
-    return "/".join(str(t[k]) for k in ("0.5", "0.8", "0.9", "0.95"))
+    return thresholds_text(t, "/")
 
 
 def section(rec: dict, layout: OutputLayout) -> list[str]:

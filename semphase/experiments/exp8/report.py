@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # no backend is chosen here: a notebook keeps i
 import numpy as np  # noqa: E402
 
 from ... import fits  # noqa: E402
-from ...report import OutputLayout, ReportSpec, fmt, label_axes, rel  # noqa: E402
+from ...report import OutputLayout, ReportSpec, budget_row, fmt, label_axes, rel  # noqa: E402
 from ...semantic.reporting import save  # noqa: E402
 
 
@@ -205,7 +205,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
 
 
 def provenance(ev: dict) -> list[tuple[str, object]]:
-    rows: list[tuple[str, object]] = [("budget", ev.get("budget_description", ev.get("budget")))]
+    rows: list[tuple[str, object]] = [budget_row(ev)]
     if ev.get("g"):
         st = ev["g"].get("stimuli") or {}
         rows.append(("g(l/L) from", f"{ev['g']['source']}; stimuli {st.get('source', 'n/a')} (sha256 "

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # no backend is chosen here: a notebook keeps i
 import numpy as np  # noqa: E402
 
 from ... import fits  # noqa: E402
-from ...report import OutputLayout, ReportSpec, fmt, label_axes, rel  # noqa: E402
+from ...report import OutputLayout, ReportSpec, budget_row, fmt, label_axes, rel  # noqa: E402
 from ...semantic.reporting import save  # noqa: E402
 from .measure import HALF_PI_SQUARED  # noqa: E402
 
@@ -156,7 +156,7 @@ def section(rec: dict, layout: OutputLayout) -> list[str]:
 
 
 def provenance(ev: dict) -> list[tuple[str, object]]:
-    return [("budget", ev.get("budget_description", ev.get("budget"))), ("from", "exp8 on this model, through the session")]
+    return [budget_row(ev), ("from", "exp8 on this model, through the session")]
 
 
 REPORT = ReportSpec(intro=intro, section=section, provenance=provenance, figures=figures,
