@@ -114,3 +114,20 @@ def test_curve_names_in_words(name, words):
     from semphase.experiments.exp10.figures import curve_words
 
     assert curve_words(name) == words
+
+
+def test_pytest_shows_progress_only_when_output_is_not_captured(tmp_path):
+    """Under pytest the sweeps' progress bars (with their ETA) show with -s, and stay quiet when pytest captures
+    output or on an xdist worker."""
+    from types import SimpleNamespace
+
+    from semphase.options import OPTIONS
+    from semphase.pytest_plugin import _settings
+
+    base = {f"semphase_{o.dest}": (False if o.store_true else (None if o.repeatable else o.default))
+            for o in OPTIONS if o.where != "cli"}
+    for capture, worker, shown in (("no", False, True), ("fd", False, False), ("no", True, False)):
+        config = SimpleNamespace(option=SimpleNamespace(capture=capture, **base), rootpath=tmp_path)
+        if worker:
+            config.workerinput = {"workerid": "gw0"}
+        assert _settings(config).progress is shown, (capture, worker)
