@@ -229,6 +229,9 @@ def cmd_run(args) -> int:
 
 def execute_run(session, exps, args) -> int:
     """Measure, evaluate and publish every experiment on every model; the summary table at the end."""
+    from . import cores
+
+    cores.join()  # share the machine's cores with other semphase processes running on it
     models = session.settings.models
     root = session.store.root
     held = sum(1 for _ in root.rglob("*.json")) if root is not None and root.is_dir() else 0

@@ -74,7 +74,10 @@ class Shard:
         out: list = [None] * len(names)
         pending = []
         pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+        from .cores import rebalance
+
         for k in self.order(len(names)):
+            rebalance()
             data = entry.get(names[k])
             if data is None:
                 lock = entry.unit_lock(names[k])
@@ -223,6 +226,9 @@ class ShardTask(Checkpointable):
         args.output_dir = str(Path(self.run_dir) / f"task-{index}")
         session, exps = prepare_run(args)
         session.store.shard = Shard(index, self.count)
+        from . import cores
+
+        cores.join()  # tasks of a local executor share this machine's cores
         attempt = _ACTIVE[index] = _Attempt(Path(self.run_dir), index, session.store)
         for exp in exps:
             for model in session.settings.models:

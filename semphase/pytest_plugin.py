@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 
@@ -86,8 +85,13 @@ def pytest_configure(config):
         session.user_claims()  # a bad --claims file too
     except SemphaseError as exc:
         raise pytest.UsageError(f"semphase: {exc}") from None
+    from . import cores
+
     if hasattr(config, "workerinput"):
         _share_cpu_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        cores.join(apply=False)  # the other workers join as they start; each test's setup takes the share
+    elif not config.getoption("numprocesses", None):
+        cores.join()  # a single pytest process measures: it shares the cores with other semphase runs
 
 
 def _share_cpu_threads(n_workers: int) -> None:
@@ -100,35 +104,13 @@ def _share_cpu_threads(n_workers: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
 
 
-def _done_dir(config) -> Path:
-    """Where the workers of one xdist run say they are done (one empty file each)."""
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"semphase-xdist-{config.workerinput.get('testrunuid', 'run')}"
-
-
-def _rebalance_cpu_threads(config) -> None:
-    """A worker that starts a test shares the cores among the workers still running: with one
-    model per worker, the model's worker is often the last one, and it would otherwise keep its
-    one core of two while the other stays idle."""
-    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if n <= 1:
-        return
-    import torch
-
-    try:
-        done = len(list(_done_dir(config).glob("done-*")))
-    except OSError:
-        return
-    threads = max(1, (os.cpu_count() or 1) // max(1, n - done))
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    if hasattr(item.config, "workerinput"):
-        _rebalance_cpu_threads(item.config)
+    """Each test starts with this process's share of the cores (semphase.cores: the workers still running, and
+    any other semphase run on the machine, share them; a worker that has finished gives its share back)."""
+    from . import cores
+
+    cores.rebalance()
 
 
 def pytest_generate_tests(metafunc):
@@ -363,12 +345,9 @@ def _first_line(report) -> str:
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if hasattr(config, "workerinput"):
-        try:  # this worker's cores go to the workers still running (their next test takes them)
-            d = _done_dir(config)
-            d.mkdir(exist_ok=True)
-            (d / f"done-{config.workerinput.get('workerid', os.getpid())}").touch()
-        except OSError:
-            pass
+        from . import cores
+
+        cores.leave()  # this worker's cores go to the processes still measuring (at their next look)
         return  # workers never write reports
     sess = config._semphase_session
     if sess.settings.no_report or not config._semphase_records:

@@ -25,6 +25,7 @@ import torch
 
 from .ablation import BLOCK, AblationEngine, Head, block_counts, block_sums, check_finite
 from .cache import EvidenceStore
+from .cores import rebalance
 from .data import TokenSet
 
 
@@ -154,6 +155,7 @@ def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entr
                 name = unit(item, c)
                 data = entry.get(name)
                 if data is None:
+                    rebalance()  # this process's share of the cores, as other semphase processes come and go
                     start = time.perf_counter()  # a unit's time includes the chunk's capture when it made it
                     if cap is None:
                         cap = engine.capture(ts.chunks[c])

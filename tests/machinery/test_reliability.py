@@ -187,27 +187,3 @@ def test_xdist_workers_share_the_cpu_cores(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-
-
-def test_last_worker_takes_the_cores_of_the_finished_ones(monkeypatch, tmp_path):
-    """A worker starting a test shares the cores among the workers not yet done: one of two done,
-    the other gets both cores (with one model per worker, the model's worker is often the last)."""
-    import torch
-
-    from semphase import pytest_plugin as P
-
-    class _Config:
-        workerinput = {"testrunuid": "t", "workerid": "gw0"}
-
-    before = torch.get_num_threads()
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    monkeypatch.setattr(P, "_done_dir", lambda config: tmp_path)
-    try:
-        P._rebalance_cpu_threads(_Config())
-        assert torch.get_num_threads() == 1
-        (tmp_path / "done-gw1").touch()
-        P._rebalance_cpu_threads(_Config())
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)

@@ -141,6 +141,7 @@ def measure(ctx) -> dict:
 def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None = None, progress=None) -> dict:
     """exp7 on ``lm`` over ``split`` (every chunk of the split at the budget's length)."""
     from ... import sweeps
+    from ...cores import rebalance
     from ...device import seed_everything
 
     seed_everything(seed)
@@ -161,6 +162,7 @@ def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None
     t = time.perf_counter()
     with progress.bar(n_chunks + 1, "exp7 residual updates") as bar:
         for i, c in enumerate(chunk_ids):
+            rebalance()
             pos = torch.as_tensor(np.concatenate([[0], positions[i]]))
             got, err = col.run(split.chunks[c], pos)
             identity = max(identity, err)
