@@ -232,7 +232,10 @@ class LayerReader:
         theirs = self.scores[:, heads].float()
         valid = valid_scores(theirs)
         diff = (mine - theirs).abs().masked_fill(~valid, 0.0).max().item()
-        bound = 1e-4 * (1.0 + theirs.masked_fill(~valid, 0.0).abs().max().item())
+        # fp32: 1e-4 of the scores' scale; a bfloat16 or float16 model rounds its scores at its own precision (a wrong
+        # rotary convention is off by the scores' own size, far above either bound)
+        rel = max(1e-4, 8 * torch.finfo(q.dtype).eps)
+        bound = rel * (1.0 + theirs.masked_fill(~valid, 0.0).abs().max().item())
         self.scores = None
         if diff > bound:
             raise SemphaseError(

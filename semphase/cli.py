@@ -21,7 +21,7 @@ DEFAULT_MODEL = options.DEFAULT_MODEL
 
 
 COMMON = ("--model", "--device", "--tokens", "--ctx", "--eval-tokens", "--data-dir", "--text-file", "--split",
-          "--processing", "--seed")
+          "--processing", "--dtype", "--revision", "--seed")
 
 
 def _common(p: argparse.ArgumentParser, several_models: bool = False) -> None:
@@ -149,7 +149,8 @@ def settings_from(args, **extra) -> Settings:
         replace_layers=getattr(args, "replace_layers", None), data_dir=args.data_dir, text_file=args.text_file, split=args.split,
         output_dir=getattr(args, "output_dir", None), cache_dir=getattr(args, "cache_dir", None),
         no_cache=getattr(args, "no_cache", False), seed=args.seed, head_batch=getattr(args, "head_batch", None),
-        stimuli=getattr(args, "stimuli", None), processing=args.processing, progress=not args.quiet, **extra)
+        stimuli=getattr(args, "stimuli", None), processing=args.processing, dtype=args.dtype, revision=args.revision,
+        progress=not args.quiet, **extra)
 
 
 def prepare_run(args, check_devices: bool = True):

@@ -378,6 +378,12 @@ def launch(args) -> int:
     session, exps = prepare_run(args, check_devices=False)
     cache = session.store.root.resolve()
     log_dir = Path(args.log_dir or session.layout.data.parent / "submitit").expanduser().resolve()
+    if _filesystem(cache) != _filesystem(log_dir):
+        print(f"semphase: the cache ({cache}) and submitit's logs ({log_dir}) are on different filesystems; both "
+              "must be visible from every node that runs a task.", file=sys.stderr)
+    names = "-".join(e.id for e in exps) if len(exps) < 4 else "all"
+    executor = make_executor(args.executor, log_dir, executor_parameters(args, shards, minutes, extra,
+                                                                         f"semphase-{names}"))
     if args.executor == "slurm":
         for what, path, option in (("cache", cache, "--cache-dir" if args.cache_dir else "--output-dir (its cache)"),
                                    ("log folder", log_dir, "--log-dir" if args.log_dir else "its log folder")):
@@ -385,12 +391,6 @@ def launch(args) -> int:
             if why:
                 raise SemphaseError(f"{option} {path}: the {what} of a SLURM run must be on a filesystem every node "
                                     f"sees, and {why}; give a folder on the shared filesystem.")
-    if _filesystem(cache) != _filesystem(log_dir):
-        print(f"semphase: the cache ({cache}) and submitit's logs ({log_dir}) are on different filesystems; both "
-              "must be visible from every node that runs a task.", file=sys.stderr)
-    names = "-".join(e.id for e in exps) if len(exps) < 4 else "all"
-    executor = make_executor(args.executor, log_dir, executor_parameters(args, shards, minutes, extra,
-                                                                         f"semphase-{names}"))
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     run_dir = log_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

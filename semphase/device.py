@@ -73,13 +73,14 @@ def worker_device(spec: str, worker_index: int | None, device_count: int | None 
     return f"cuda:{worker_index % count}"
 
 
-def set_numerics(device: torch.device) -> dict:
-    """fp32 everywhere; TF32 off for matmul and cuDNN. Returns the settings for provenance."""
+def set_numerics(device: torch.device, dtype: str = "float32") -> dict:
+    """The model in ``dtype`` (fp32 unless asked otherwise); TF32 off for matmul and cuDNN. Returns the settings
+    for provenance."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     return {
-        "dtype": "float32",
+        "dtype": dtype,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import socket
@@ -52,6 +53,7 @@ class ModelSpec:
     gguf_file: str | None = None
     description: str = ""
     random_seed: int | None = None  # the untrained twin (``random:NAME``): weights drawn, not loaded
+    revision: str | None = None  # hub models: a branch, tag or commit (``--revision``; None: main)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -147,6 +149,7 @@ class LoadedModel:
     processing: dict
     numerics: dict
     load_seconds: float
+    weights_identity: dict = field(default_factory=dict)  # how weights_sha256 was taken (hub file hashes or fp32)
     n_layers: int = field(init=False)
     n_heads: int = field(init=False)
     d_head: int = field(init=False)
@@ -174,7 +177,7 @@ class LoadedModel:
             "weights_sha256": self.weights_sha256,
             "processing": self.processing,
             "device_type": self.device.type,
-            "dtype": "float32",
+            "dtype": self.numerics.get("dtype", "float32"),
             "measurement_version": MEASUREMENT_VERSION,
         }
 
@@ -201,8 +204,12 @@ class LoadedModel:
             "model": self.name,
             "hub_id": self.spec.hub_id,
             "source": self.spec.source,
-            "description": self.spec.description,
+            "description": (self.spec.description.replace("to fp32", f"to fp32, then cast to {self.numerics['dtype']}")
+                            if self.numerics.get("dtype", "float32") != "float32" else self.spec.description),
             "weights_sha256": self.weights_sha256,
+            "weights_identified_by": self.weights_identity.get("by", "fp32 state dict"),
+            **({"revision": self.weights_identity["revision"], "weights_files": self.weights_identity["files"]}
+               if self.weights_identity.get("revision") else {}),
             "random_weights_seed": self.spec.random_seed,
             "processing": dict(self.processing),
             "processing_applied": self.processing_applied(),
@@ -268,18 +275,20 @@ def _pretrained(spec: ModelSpec, load):
                 "it needs the model's config, weights and tokenizer as save_pretrained() writes them."
             ) from None
     # Hub: the local cache first (no network), then the hub if it can be reached.
+    rev = {"revision": spec.revision} if spec.revision else {}
     try:
-        return load(spec.hub_id, local_files_only=True)
+        return load(spec.hub_id, local_files_only=True, **rev)
     except (OSError, ValueError):
         pass
     if not _hub_reachable():
         raise ModelUnavailable(
-            f"model {spec.name!r} ({spec.hub_id}) is not in the local Hugging Face cache and the "
+            f"model {spec.name!r} ({spec.hub_id}{' at revision ' + spec.revision if spec.revision else ''}) is not in "
+            "the local Hugging Face cache and the "
             "hub cannot be reached from here; download it once on a connected machine "
             f"(`huggingface-cli download {spec.hub_id}`), or pass a local folder with --model PATH."
         )
     try:
-        return load(spec.hub_id)
+        return load(spec.hub_id, **rev)
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(
             f"model {spec.name!r} could not be fetched from the hub ({str(exc).splitlines()[0]}); "
@@ -287,11 +296,14 @@ def _pretrained(spec: ModelSpec, load):
         ) from None
 
 
-def _load_hf(spec: ModelSpec):
-    """Load the Hugging Face model and tokenizer for a spec, in fp32 with eager attention."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _load_hf(spec: ModelSpec, dtype: str = "float32"):
+    """Load the Hugging Face model and tokenizer for a spec, in ``dtype`` (fp32 unless asked) with eager attention."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "eager"}
+    kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "attn_implementation": "eager"}
     tok = _pretrained(spec, _tokenizer_loader())
     if spec.random_seed is not None:  # the untrained twin: the trained model's config, weights drawn
         from transformers import AutoConfig
@@ -301,7 +313,7 @@ def _load_hf(spec: ModelSpec):
         state = torch.random.get_rng_state()
         torch.manual_seed(spec.random_seed)
         try:
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
         finally:
             torch.random.set_rng_state(state)
         return model, tok
@@ -330,27 +342,60 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def hub_weight_files(spec: ModelSpec) -> dict | None:
+    """A hub model's weights identified as the hub identifies them: the snapshot's commit and each weight file's
+    blob name in the Hugging Face cache (for LFS files, the sha256 of the file's bytes). None when the model is
+    not a hub model or its files are not found in the cache (then the fp32 state-dict hash identifies it)."""
+    if spec.source != "hub" or spec.random_seed is not None:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(spec.hub_id, "config.json", revision=spec.revision)
+        if not isinstance(config, str):
+            return None
+        snapshot = Path(config).parent
+        files = {f.name: Path(os.path.realpath(f)).name for f in sorted(snapshot.iterdir())
+                 if f.name.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json"))}
+    except Exception:  # a cache layout we do not know: fall back to the state-dict hash
+        return None
+    if not files:
+        return None
+    return {"by": "hub file hashes", "revision": snapshot.name, "files": files}
+
+
 _LOADED: dict[tuple, LoadedModel] = {}
 
 
 def load_model(name: str, device: str | torch.device = "auto", processing: str = "tl-default",
-               reuse: bool = True) -> LoadedModel:
-    """Load ``name`` as a TransformerBridge on ``device`` (fp32, TF32 off).
+               reuse: bool = True, dtype: str = "float32", revision: str | None = None) -> LoadedModel:
+    """Load ``name`` as a TransformerBridge on ``device`` (fp32 unless ``dtype`` says otherwise, TF32 off);
+    ``revision``: a hub model's branch, tag or commit.
 
-    The same (name, device, processing) is loaded once per process when ``reuse`` is true.
+    The same (name, device, processing, dtype, revision) is loaded once per process when ``reuse`` is true.
     """
     spec = resolve_spec(name)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if processing not in PROCESSING_CHOICES:
         raise SemphaseError(f"--processing {processing!r}: use one of {', '.join(PROCESSING_CHOICES)}.")
-    key = (name, str(dev), processing)
+    if dtype not in DTYPES:
+        raise SemphaseError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
+    if revision:
+        if spec.source != "hub":
+            raise SemphaseError(f"--revision {revision}: {name} is not a hub model ({spec.source}); a revision names a "
+                                "commit, branch or tag of a Hugging Face hub repository, drop the option.")
+        spec = replace(spec, revision=revision)
+    key = (name, str(dev), processing, dtype, revision)
     if reuse and key in _LOADED:
         return _LOADED[key]
-    numerics = set_numerics(dev)
+    numerics = set_numerics(dev, dtype)
     start = time.perf_counter()
-    hf_model, tokenizer = _load_hf(spec)
+    hf_model, tokenizer = _load_hf(spec, dtype)
     hf_model.eval()
-    weights_sha256 = state_dict_sha256(hf_model)
+    identity = hub_weight_files(spec) or {"by": "fp32 state dict"}
+    # the hub's own file hashes where it has them (no pass over the weights: about 48 GB in fp32 for pythia-12b)
+    weights_sha256 = (hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+                      if identity.get("revision") else state_dict_sha256(hf_model))
     from transformer_lens.model_bridge import TransformerBridge
 
     logging.getLogger("transformer_lens").setLevel(logging.ERROR)
@@ -370,6 +415,7 @@ def load_model(name: str, device: str | torch.device = "auto", processing: str =
         tokenizer=tokenizer,
         device=dev,
         weights_sha256=weights_sha256,
+        weights_identity=identity,
         processing={"name": processing, **flags},
         numerics=numerics,
         load_seconds=time.perf_counter() - start,

@@ -55,6 +55,11 @@ OPTIONS: tuple[Option, ...] = (
            "angles)", choices=("train", "validation", "test")),
     Option("--processing", "processing", "weight processing (default: HookedTransformer's, as the original)",
            default="tl-default", choices=("tl-default", "none")),
+    Option("--dtype", "dtype", "the model's weights and activations: float32 (default, as every committed result), "
+           "bfloat16 or float16 (recorded in the cache key, the provenance and every report header)",
+           default="float32", choices=("float32", "bfloat16", "float16")),
+    Option("--revision", "revision", "a hub model's branch, tag or commit (default: main); recorded with the hub's "
+           "file hashes of its weights"),
     Option("--seed", "seed", "seed of every random draw (nulls, bootstraps, controls, sampling); recorded in each "
            "result (default 0)", default=0, type=int, aliases=("--semphase-seed",)),
     Option("--output-dir", "output_dir", "write DIR/data, DIR/figures, DIR/reports, DIR/cache (default "

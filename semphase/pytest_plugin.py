@@ -56,6 +56,7 @@ def _settings(config):
         cache_dir=opt.semphase_cache_dir, no_cache=opt.semphase_no_cache, seed=opt.semphase_seed,
         head_batch=opt.semphase_head_batch, no_report=opt.semphase_no_report, rootdir=str(config.rootpath),
         stimuli=opt.semphase_stimuli, claims_file=opt.semphase_claims_file, processing=opt.semphase_processing,
+        dtype=opt.semphase_dtype, revision=opt.semphase_revision,
         # progress bars with an ETA for the long sweeps when output is not captured (-s), on the controller or
         # a single process (xdist workers' stderr does not reach the terminal)
         progress=getattr(opt, "capture", "fd") == "no" and not hasattr(config, "workerinput"),

@@ -43,6 +43,8 @@ class Settings:
     head_batch: int | None = None
     stimuli: str | None = None
     processing: str = "tl-default"
+    dtype: str = "float32"
+    revision: str | None = None  # a hub model's branch, tag or commit
     parts: str | None = None  # CLI: experiment parts (None: all)
     layers: str | None = None  # CLI: exp10 single-head sweep layers, e.g. "0,5,29" (None: all)
     reuse_evidence: str | None = None  # CLI: an earlier run's exp10 data file whose reusable parts stand in
@@ -207,7 +209,8 @@ class Session:
             raise self._model_errors[key]
         if key not in self._models:
             try:
-                self._models[key] = load_model(name, dev, self.settings.processing)
+                self._models[key] = load_model(name, dev, self.settings.processing, dtype=self.settings.dtype,
+                                               revision=self.settings.revision)
             except SemphaseError as exc:
                 self._model_errors[key] = exc
                 raise

@@ -143,10 +143,20 @@ def one_error(res, *needles):
         assert needle in lines[0], lines[0]
 
 
-def test_a_slurm_run_whose_cache_is_node_local_is_refused(tmp_path):
+def fake_srun(tmp_path, monkeypatch):
+    """A stand-in srun on PATH: submitit then takes this machine for a SLURM login node (nothing is submitted)."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+
+
+def test_a_slurm_run_whose_cache_is_node_local_is_refused(tmp_path, monkeypatch):
     """A SLURM run refuses a cache in a node's own temporary folder, before anything is submitted."""
+    fake_srun(tmp_path, monkeypatch)
     res = run_cli("run", "exp10", "--model", "smollm2-135m", "--executor", "slurm", "--cache-dir", "/tmp/semphase-x",
-                  "--output-dir", str(ROOT / "out" / "cluster-refusal"))
+                  "--output-dir", str(tmp_path / "out"))
     one_error(res, "--cache-dir", "every node sees")
 
 
@@ -167,17 +177,13 @@ def test_slurm_without_slurm_is_refused(tmp_path, monkeypatch):
     if __import__("shutil").which("srun"):
         pytest.skip("this machine has srun")
     one_error(run_cli("run", "exp10", "--model", "smollm2-135m", "--executor", "slurm", "--output-dir",
-                      str(ROOT / "out" / "no-slurm")), "--executor slurm", "--executor local")
+                      str(tmp_path / "out")), "--executor slurm", "--executor local")
 
 
 def test_the_sbatch_script_says_what_the_options_ask(tmp_path, monkeypatch):
     """The array's sbatch script (built by submitit from our options, with a stand-in srun) carries the partition,
     the GPUs, the time limit, the array's parallelism, the preemption signal and any other sbatch option."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "srun").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    fake_srun(tmp_path, monkeypatch)
     args = cli.build_parser().parse_args(["run", "exp10", "--executor", "slurm", "--shards", "16", "--partition", "gpu",
                                           "--gpus-per-task", "1", "--cpus-per-task", "8", "--mem-gb", "64", "--time",
                                           "2:00:00", "--array-parallelism", "8", "--slurm", "account=interp"])
