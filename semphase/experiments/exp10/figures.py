@@ -115,7 +115,16 @@ def exp10_figures(ev: dict, figures_dir: str | Path) -> list[str]:
             words = curve_words(name)
             axes[0].plot(c["steps"], c["ppl"], "o-", ms=3, label=f"{words} ({c['tokens']} tokens)")
             lab = ", ".join(f"{t}x: {c['thresholds'][str(t)]}" for t in (1.1, 1.5, 2.0))
-            axes[1].plot(c["steps"], c["ratio"], "o-", ms=3, label=f"{words} ({lab})")
+            line, = axes[1].plot(c["steps"], c["ratio"], "o-", ms=3, label=f"{words} ({lab})")
+            cis = c.get("thresholds_ci95") or {}
+            drawn = False
+            for t in (1.1, 1.5, 2.0):  # each threshold's 95 % interval as a bar along its line
+                ci, value = cis.get(str(t)), c["thresholds"].get(str(t))
+                if ci and value is not None and all(isinstance(x, (int, float)) for x in ci):
+                    axes[1].errorbar([value], [t], xerr=[[max(0, value - ci[0])], [max(0, ci[1] - value)]], fmt="|",
+                                     color=line.get_color(), capsize=4, lw=1.5,
+                                     label=None if drawn else f"{words}: 95 % interval of each threshold")
+                    drawn = True
         for t, color in THRESHOLD_STYLE.items():
             axes[1].axhline(t, color=color, ls="--", lw=0.8)
         axes[0].set_yscale("log")
