@@ -24,15 +24,15 @@ def _exp2_fits(ev: dict, path: Path) -> str:
     for ax, w in zip(axes.ravel(), words):
         wd = ev["words"][w]
         f = np.array(wd["design"]["f_mean"])
-        ax.plot(x, f, "o", ms=2.5, color="k", label="f_mean (h = level/4)")
-        ax.plot(x, wd["circular"]["f_mean"], "x", ms=2.5, color="0.6", label="f_mean (circular h)")
+        ax.plot(x, f, "o", ms=2.5, color="k", label="f(l), mean over prompts (h = level/4)")
+        ax.plot(x, wd["circular"]["f_mean"], "x", ms=2.5, color="0.6", label="f(l), mean over prompts (circular h)")
         pp = wd["power_law"]["params"]
         xf = np.linspace(0, (L - 1) / L, 200)
         ax.plot(xf, fits.EXP2_MODELS["power_law"](xf, pp["A"], pp["beta"]), color="tab:red", lw=1, label="power law A·x^β")
         best = next((t for t in wd["fits"] if t["model"] == "two_stage"), None)
         if best and best.get("success", True) and all(np.isfinite(list(best["params"].values()))):
             ax.plot(xf, fits.EXP2_MODELS["two_stage"](xf, *best["params"].values()), color="tab:blue", lw=1,
-                    label="two_stage")
+                    label="two-stage fit")
         ci = wd["power_law"]["beta_ci95"]
         ax.set_title(f"{w}: β={pp['beta']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]", fontsize=8)
         ax.tick_params(labelsize=7)

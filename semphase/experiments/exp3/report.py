@@ -22,7 +22,7 @@ def _exp3_g(ev: dict, path: Path) -> str:
     for w in ev["words_used"]:
         ax.plot(x, ev["words"][w]["design"]["g"], color="tab:blue", lw=0.6, alpha=0.5)
     g, s = np.array(ev["g_mean"]), np.array(ev["g_std"])
-    ax.plot(x, g, color="k", lw=2, label="g_mean")
+    ax.plot(x, g, color="k", lw=2, label="g(l/L), mean over words")
     ax.fill_between(x, g - s, g + s, color="k", alpha=0.15, label="± std over words")
     ax.plot(x, np.mean(ev["null_g_mean_random"], 0), color="tab:gray", ls="--", label="random-direction null (mean)")
     ax.set_xlabel("l/L")
@@ -30,7 +30,7 @@ def _exp3_g(ev: dict, path: Path) -> str:
     ax.set_title("C8: g per word (h = level/4)")
     ax.legend(fontsize=7)
     ax = axes[1]
-    ax.plot(x, g, "o", ms=3, color="k", label="g_mean")
+    ax.plot(x, g, "o", ms=3, color="k", label="g(l/L), mean over words")
     xf = np.linspace(0, 1, 200)
     for f in ev["c9"]["full_fits"]:
         if f["success"]:
@@ -50,7 +50,7 @@ def _exp3_g(ev: dict, path: Path) -> str:
 def _exp3_nulls(ev: dict, path: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, stat, obs, label in ((axes[0], "mean_corr", ev["c7"]["mean_corr"], "mean pairwise corr of f (C7)"),
-                                 (axes[1], "mean_rmse", ev["c8"]["mean_rmse"], "mean RMSE of g from g_mean (C8)")):
+                                 (axes[1], "mean_rmse", ev["c8"]["mean_rmse"], "mean RMSE of each word's g from the mean g (C8)")):
         for kind, color in (("random", "tab:gray"), ("shuffled", "tab:blue")):
             for hk, alpha in (("design", 0.7), ("circular", 0.3)):
                 ax.hist(ev["nulls"][kind][hk][stat], bins=30, color=color, alpha=alpha, label=f"{kind} null, {hk} h")
@@ -67,7 +67,7 @@ def _cross(ev: dict, path: Path) -> str:
     for m, g in ev["g_mean"].items():
         ax.plot(np.linspace(0, 1, len(g)), g, marker="o", ms=3, label=m)
     ax.set_xlabel("l/L")
-    ax.set_ylabel("g_mean")
+    ax.set_ylabel("g(l/L), mean over words")
     ax.legend(fontsize=8)
     corr = ", ".join(f"{' vs '.join(p['models'])}: r={p['corr']:.3f}" for p in ev["pairs"])
     ax.set_title(corr, fontsize=8)

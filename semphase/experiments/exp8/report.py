@@ -23,7 +23,7 @@ def _fig_sigma(ev: dict, path: Path) -> str:
     ax = axes[0]
     if g.get("g_mean_ci95"):
         ax.fill_between(x, g["g_mean_ci95"][0], g["g_mean_ci95"][1], color="0.85", label="95 % interval (bootstrap)")
-    ax.plot(x, y, "o", color="k", ms=3, label="g_mean (exp3)")
+    ax.plot(x, y, "o", color="k", ms=3, label="g(l/L), mean over words (exp3)")
     ax.plot(xf, fits._g_erf(xf, a["sigma_free"]), color="tab:blue", label=f"erf, σ free = {a['sigma_free']:.4f}")
     ax.plot(xf, fits._g_erf(xf, a["sigma_pi"]), color="tab:red", ls="--", label="erf, σ = 1/√π")
     label_axes(ax, "l/L", "g(l/L)", f"8A: χ² = {a['chi2']:.3g}, p = {a['p_value']:.3g}")
@@ -50,10 +50,10 @@ def _fig_models(ev: dict, path: Path) -> str:
     models = {**fits.G_MODELS, **fits.PI_MODELS}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     ax = axes[0]
-    ax.plot(x, y, "o", color="k", ms=3, label="g_mean")
+    ax.plot(x, y, "o", color="k", ms=3, label="g(l/L), mean over words")
     for row in b["ranking"]:
         if row["model"] in fits.PI_MODELS and row["success"]:
-            ax.plot(xf, models[row["model"]](xf, *row["params"].values()), lw=1, label=row["model"])
+            ax.plot(xf, models[row["model"]](xf, *row["params"].values()), lw=1, label=models[row["model"]].formula)
     label_axes(ax, "l/L", "g(l/L)", "π-shaped models")
     ax = axes[1]
     rows = b["ranking"][::-1]
