@@ -24,8 +24,8 @@ def _exp2_fits(ev: dict, path: Path) -> str:
     for ax, w in zip(axes.ravel(), words):
         wd = ev["words"][w]
         f = np.array(wd["design"]["f_mean"])
-        ax.plot(x, f, "o", ms=2.5, color="k", label="f(l), mean over prompts (h = level/4)")
-        ax.plot(x, wd["circular"]["f_mean"], "x", ms=2.5, color="0.6", label="f(l), mean over prompts (circular h)")
+        ax.plot(x, f, "o", ms=2.5, color="k", label="f = σ/h, mean over levels (h = level/4)")
+        ax.plot(x, wd["circular"]["f_mean"], "x", ms=2.5, color="0.6", label="f = σ/h, mean over levels (circular h)")
         pp = wd["power_law"]["params"]
         xf = np.linspace(0, (L - 1) / L, 200)
         ax.plot(xf, fits.EXP2_MODELS["power_law"](xf, pp["A"], pp["beta"]), color="tab:red", lw=1, label="power law A·x^β")
