@@ -223,10 +223,27 @@ class LoadedModel:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip() in ("1", "true", "TRUE", "yes"):
-        return False
+    """Whether trying the hub is worth it: not in huggingface_hub's offline mode, and its endpoint (``HF_ENDPOINT``,
+    a mirror included) answers. Behind a proxy (``HTTPS_PROXY``) the probe cannot see the way out, so the download
+    itself is tried and its error reported."""
     try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            return False
+        endpoint = constants.ENDPOINT
+    except Exception:  # an older huggingface_hub: its environment variables as documented
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+            return False
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)),
+                                      timeout=timeout):
             return True
     except OSError:
         return False

@@ -87,3 +87,30 @@ def test_bfloat16_is_loaded_and_recorded(tiny_llama, tiny_text, tmp_path):
     keys = {json.loads(f.read_text())["key"]["dtype"] for f in (tmp_path / "out" / "cache").rglob("*.json")}
     assert keys == {"bfloat16"}
     assert "/ bfloat16," in (tmp_path / "out" / "reports" / "exp10_results.md").read_text()
+
+
+def test_the_hub_probe_follows_huggingface_hubs_settings(monkeypatch):
+    """The hub is looked for where huggingface_hub would look (HF_ENDPOINT, its offline mode), and behind a proxy
+    the download itself is tried."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from semphase import models
+
+    tried = []
+
+    def fake_connect(address, timeout=None):
+        tried.append(address)
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", fake_connect)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hf-mirror.example:8443")
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    assert models._hub_reachable() is False and tried == [("hf-mirror.example", 8443)]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert models._hub_reachable() is True
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert models._hub_reachable() is False
