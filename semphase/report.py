@@ -326,7 +326,8 @@ def provenance_table(ev: dict, extra_rows: list[tuple[str, object]]) -> list[str
         ("seed", prov["seed"]),
         ("wall time", f"{prov['wall_seconds']:.1f} s (cache: {prov.get('cache')})"),
         ("versions", ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v) + f", python {prov['python']}"),
-        ("semphase", f"{prov['semphase']} (measurement version {prov['measurement_version']}, commit {prov['git_commit']})"),
+        ("semphase", f"{prov['semphase']} (measurement version {prov['measurement_version']}, commit "
+                      f"{prov['git_commit'] or 'not recorded: the code was not a git checkout where it ran'})"),
         ("finished", prov["finished_utc"]),
     ]
     return ["### Provenance", "", "| field | value |", "|---|---|"] + [f"| {k} | {cell(v)} |" for k, v in rows]
