@@ -89,6 +89,10 @@ class CacheEntry:
     def _digest(key_sha: str, unit: str, data: Any) -> str:
         return hashlib.sha256(canonical([key_sha, unit, data]).encode()).hexdigest()
 
+    def has(self, unit: str) -> bool:
+        """Whether the unit's file is there (not checked: :meth:`get` checks it when it reads it)."""
+        return self._path(unit).exists()
+
     def get(self, unit: str) -> Any | None:
         """The unit's data, or None when absent. A damaged or foreign unit is reported,
         deleted and treated as absent."""
@@ -201,6 +205,9 @@ class _MemoryEntry:
 
     def lock(self, timeout: float = -1):
         return _NullLock()
+
+    def has(self, unit: str) -> bool:
+        return unit in self.units
 
     def get(self, unit: str):
         if unit in self.units:

@@ -147,8 +147,22 @@ def chunk_units(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, entr
     reused by the next call with the same dict (a caller that asks for a few more items of the same
     tokens several times, as a bisection does, then captures each chunk once; the dict holds every
     chunk's block inputs, so it is for a few chunks).
+
+    In a cluster task (``store.shard``, see :mod:`semphase.cluster`) the units are shared with the other tasks
+    through per-unit locks instead of the entry's lock: this task computes its share first, then any unit no one
+    else holds, and yields every unit once all are cached. With progress on, a sweep that finds some of its units
+    cached says how many at its start.
     """
-    with entry.lock(), (progress or Progress(False)).bar(len(items) * ts.n_chunks, desc) as bar:
+    progress = progress or Progress(False)
+    if progress.enabled:  # a resumed sweep says so at its start
+        names = [unit(item, c) for c in range(ts.n_chunks) for item in items]
+        have = sum(1 for n in names if entry.has(n))
+        if have:
+            progress.say(f"{desc}: {have} of {len(names)} units cached (read back), {len(names) - have} to compute")
+    if store.shard is not None:
+        yield from _shared_chunk_units(engine, ts, store, entry, items, unit, compute, desc, progress, captures)
+        return
+    with entry.lock(), progress.bar(len(items) * ts.n_chunks, desc) as bar:
         for c in range(ts.n_chunks):
             cap = None if captures is None else captures.get(c)
             for i, item in enumerate(items):

@@ -60,9 +60,11 @@ def launch(tiny_llama, tiny_text, out, *extra, hook=None):
         cluster._LAUNCH_HOOK = None
 
 
-def test_two_shards_write_the_data_of_one_unsharded_run(plain, tiny_llama, tiny_text, tmp_path):
-    """Two local array tasks and the final job write data files equal to one unsharded run's, field by field
-    (the process's own timings and provenance aside), and the units computed over both tasks are the units."""
+def test_two_shards_write_the_data_of_one_unsharded_run(plain, tiny_llama, tiny_text, tmp_path, monkeypatch):
+    """Two local array tasks share the sweep's units (each computes some) and, with the final job, write data files
+    equal to one unsharded run's, field by field (the process's own timings and provenance aside); the units
+    computed over both tasks are the units."""
+    monkeypatch.setenv(cluster.PAUSE_ENV, "0.2")  # units slow enough that both tasks are at work together
     out = tmp_path / "sharded"
     assert launch(tiny_llama, tiny_text, out, "--shards", "2") == 0
     mine, theirs = data_files(out), data_files(plain)
@@ -75,6 +77,7 @@ def test_two_shards_write_the_data_of_one_unsharded_run(plain, tiny_llama, tiny_
     n_units = len(units(out / "cache"))
     assert n_units == main_file(theirs)["evidence"]["cost"]["units_computed"]
     assert record["units_computed_by_tasks"] == n_units
+    assert all(t["attempts"][0]["units_computed"] > 0 for t in record["tasks"]), record["tasks"]
     assert ev["cost"]["units_computed"] == 0  # the final job computed nothing: it read every unit back
 
 
