@@ -514,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semphase: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semphase: interrupted; measurements keep the units they finished in their cache (exp7 and exp9 keep "
-              "none), rerun the same command to resume.", file=sys.stderr)
+        print("semphase: interrupted; measurements keep the units they finished in their cache (exp7 its PCA "
+              "bootstraps, not its forwards; exp9 none), rerun the same command to resume.", file=sys.stderr)
         return 130
 
 

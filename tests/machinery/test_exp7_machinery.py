@@ -112,6 +112,35 @@ def test_exp7_run_on_a_tiny_model(tiny_gpt2, tiny_text, tmp_path):
     assert ev["original"]["delta_phi"]["norms"][0]["mean"] > 0
     assert set(ev["robust"]["delta_phi"]["k90_ci95"]) >= {str(l) for l in mid_layers(ev["n_layers"])}
     assert any(w.endswith("exp7_results.md") for w in written)
+    # a second session on the same cache reads every bootstrap unit back and measures the same ranks and intervals
+    assert ev["cost"]["units_computed"] > 0
+    again, _, _ = Session(s).run("exp7")
+    assert again["cost"]["units_computed"] == 0 and again["cost"]["units_read"] == ev["cost"]["units_computed"]
+    assert again["robust"]["delta_phi"]["k90_ci95"] == ev["robust"]["delta_phi"]["k90_ci95"]
+
+
+def test_an_interrupted_exp7_keeps_its_finished_bootstrap_units_and_says_so(tiny_gpt2, tiny_text, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Ctrl-C during exp7's bootstrap: the run says how many finished units are cached, and they are there."""
+    from semphase import cache, cli
+
+    put = cache.CacheEntry.put
+    calls = {"n": 0}
+
+    def put_then_interrupt(self, unit, data, seconds=None):
+        put(self, unit, data, seconds)
+        if self.kind == "exp7-pca-bootstrap":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.CacheEntry, "put", put_then_interrupt)
+    rc = cli.main(["run", "exp7", "--model", str(tiny_gpt2), "--device", "cpu", "--budget", "smoke", "--text-file",
+                   str(tiny_text), "--ctx", "96", "--quiet", "--output-dir", str(tmp_path / "out")])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert "interrupted during exp7" in err and "2 finished unit(s) of it are cached" in err, err[-500:]
+    assert len(list((tmp_path / "out" / "cache" / "exp7-pca-bootstrap").rglob("*.json"))) == 2
 
 
 def test_resampling_chunks_lowers_a_pca_rank_and_the_basic_interval_corrects_it():

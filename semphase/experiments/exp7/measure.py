@@ -135,12 +135,18 @@ def measure(ctx) -> dict:
     from ... import sweeps
 
     split = ctx.split_tokens()
-    return measure_tokens(ctx.lm, split, ctx.budget, ctx.seed, ctx.asserts_claims, sweeps.Progress(ctx.progress))
+    return measure_tokens(ctx.lm, split, ctx.budget, ctx.seed, ctx.asserts_claims, sweeps.Progress(ctx.progress),
+                          store=ctx.store)
 
 
-def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None = None, progress=None) -> dict:
-    """exp7 on ``lm`` over ``split`` (every chunk of the split at the budget's length)."""
+def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None = None, progress=None,
+                   store=None) -> dict:
+    """exp7 on ``lm`` over ``split`` (every chunk of the split at the budget's length). ``store``: the evidence
+    cache, where each PCA rank's bootstrap (the costly step: one eigen-decomposition per replicate) is kept per
+    quantity and block as it finishes, so that an interrupted exp7 resumes with them (its forwards, about a
+    quarter of its time, are measured again: a chunk's samples are about 100 MB)."""
     from ... import sweeps
+    from ...cache import EvidenceStore
     from ...cores import rebalance
     from ...device import seed_everything
 
@@ -212,11 +218,17 @@ def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None
     singular = [l for l in range(L - 1) if orig_ev["delta_phi"]["thresholds"][l]["0.9"] <= bound_small]
     boot_layers = {"delta_phi": sorted(set(mids) | set(singular)), "attn": attn_range, "mlp": attn_range}
     reps: dict[str, dict[int, np.ndarray]] = {q: {} for q in QUANTITIES}
-    with progress.bar(sum(len(v) for v in boot_layers.values()), "exp7 bootstrap of PCA ranks") as bar:
+    entry = (store or EvidenceStore(None)).entry("exp7-pca-bootstrap", dict(
+        sweeps.base_key(lm, split), chunk_ids=chunk_ids, positions=[p.tolist() for p in positions],
+        pca_boot=int(budget.pca_boot), seed=int(seed)))
+    with entry.lock(), progress.bar(sum(len(v) for v in boot_layers.values()), "exp7 bootstrap of PCA ranks") as bar:
         for q, layers in boot_layers.items():
             for l in layers:
-                M = pca_mod.Moments.of(samples[q][l], units)  # per chunk, for the resampling
-                reps[q][l] = M.threshold_replicates(weights)[:, pca_mod.LEVELS.index(0.9)]
+                def replicates(q=q, l=l):
+                    M = pca_mod.Moments.of(samples[q][l], units)  # per chunk, for the resampling
+                    return M.threshold_replicates(weights)[:, pca_mod.LEVELS.index(0.9)].tolist()
+                reps[q][l] = np.asarray(entry.get_or_compute(f"{q}_L{l}", replicates), dtype=np.int64)
+                rebalance()
                 bar.update()
     for q in QUANTITIES:
         robust[q]["k90_ci95"] = {str(l): list(basic_interval(robust[q]["thresholds"][l]["0.9"], v))
