@@ -141,6 +141,11 @@ def test_an_interrupted_exp7_keeps_its_finished_bootstrap_units_and_says_so(tiny
     err = capsys.readouterr().err
     assert "interrupted during exp7" in err and "2 finished unit(s) of it are cached" in err, err[-500:]
     assert len(list((tmp_path / "out" / "cache" / "exp7-pca-bootstrap").rglob("*.json"))) == 2
+    monkeypatch.setattr(cache.CacheEntry, "put", put)
+    rc = cli.main(["run", "exp7", "--model", str(tiny_gpt2), "--device", "cpu", "--budget", "smoke", "--text-file",
+                   str(tiny_text), "--ctx", "96", "--output-dir", str(tmp_path / "out")])
+    assert rc == 0
+    assert "exp7 bootstrap of PCA ranks: 2 of" in capsys.readouterr().err  # the resumed run says what it kept
 
 
 def test_resampling_chunks_lowers_a_pca_rank_and_the_basic_interval_corrects_it():

@@ -221,7 +221,12 @@ def measure_tokens(lm, split, budget, seed: int = 0, asserts_claims: bool | None
     entry = (store or EvidenceStore(None)).entry("exp7-pca-bootstrap", dict(
         sweeps.base_key(lm, split), chunk_ids=chunk_ids, positions=[p.tolist() for p in positions],
         pca_boot=int(budget.pca_boot), seed=int(seed)))
-    with entry.lock(), progress.bar(sum(len(v) for v in boot_layers.values()), "exp7 bootstrap of PCA ranks") as bar:
+    n_boot_units = sum(len(v) for v in boot_layers.values())
+    have = sum(1 for q, layers in boot_layers.items() for l in layers if entry.has(f"{q}_L{l}"))
+    if have:
+        progress.say(f"exp7 bootstrap of PCA ranks: {have} of {n_boot_units} units cached (read back), "
+                     f"{n_boot_units - have} to compute; the forwards before them are measured again")
+    with entry.lock(), progress.bar(n_boot_units, "exp7 bootstrap of PCA ranks") as bar:
         for q, layers in boot_layers.items():
             for l in layers:
                 def replicates(q=q, l=l):
