@@ -367,6 +367,9 @@ def cmd_bench(args) -> int:
             extra += ["--tokens", str(args.tokens)]
         if args.ctx:
             extra += ["--ctx", str(args.ctx)]
+        extra += ["--dtype", args.dtype, "--processing", args.processing, "--seed", str(args.seed)]
+        if args.revision:
+            extra += ["--revision", args.revision]
         r = bench.bench_workers(models, extra)
         print(f"exp10 smoke tests for {', '.join(models)}: pytest -n 0 {r['n0_s']:.1f} s; -n 2 {r['n2_s']:.1f} s; "
               f"speed-up {r['ratio']:.2f}x (pytest said: -n 0 '{r['outcomes'][0]}', -n 2 '{r['outcomes'][2]}')")
@@ -400,15 +403,16 @@ def _bench_attention(args) -> int:
 def _bench_memory(args) -> int:
     from . import bench
 
-    base = ["--model", args.model, "--device", args.device, "--layers", args.layers or "-1"]
-    for flag, value in (("--data-dir", args.data_dir), ("--text-file", args.text_file), ("--ctx", args.ctx)):
+    base = ["--model", args.model, "--device", args.device, "--layers", args.layers or "-1", "--dtype", args.dtype]
+    for flag, value in (("--data-dir", args.data_dir), ("--text-file", args.text_file), ("--ctx", args.ctx),
+                        ("--revision", args.revision)):
         if value:
             base += [flag, str(value)]
     counts = [int(x) for x in (args.token_counts or "2048,8192").split(",")]
     rows = bench.bench_memory(base, counts)
     from .models import load_model
 
-    lm = load_model(args.model, args.device)
+    lm = load_model(args.model, args.device, dtype=args.dtype, revision=args.revision)
     per_chunk = bench.chunk_bytes(lm, args.ctx or 1024)
     mib = 2 ** 20
     for r in rows:
