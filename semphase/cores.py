@@ -43,6 +43,7 @@ class CoreShare:
         self.lock: FileLock | None = None
         self.path: Path | None = None
         self._last = 0.0
+        self.passive = False  # registered (others count it) but keeping its own thread count (xdist workers)
 
     @property
     def joined(self) -> bool:
@@ -103,7 +104,7 @@ class CoreShare:
     def rebalance(self, force: bool = False) -> int | None:
         """Set torch's threads to this process's share (at most every few seconds unless ``force``); returns the
         thread count set, or None when nothing was looked at."""
-        if not self.joined or fixed_by_user():
+        if not self.joined or self.passive or fixed_by_user():
             return None
         now = time.monotonic()
         if not force and now - self._last < RECHECK_SECONDS:
@@ -124,8 +125,10 @@ def fixed_by_user() -> bool:
 SHARE = CoreShare()  # this process's registration (joined by `run` and by the pytest plugin's measuring processes)
 
 
-def join(apply: bool = True) -> None:
-    """Join the registry (once per process) and, with ``apply``, take this process's share now."""
+def join(apply: bool = True, passive: bool = False) -> None:
+    """Join the registry (once per process) and, with ``apply``, take this process's share now; ``passive``: be
+    counted by the others but keep this process's own thread count."""
+    SHARE.passive = passive
     if not SHARE.joined:
         SHARE.join()
         if SHARE.joined:
