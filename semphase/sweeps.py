@@ -65,14 +65,6 @@ class Progress:
             bar.close()
 
 
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
@@ -90,45 +82,45 @@ def _put_baseline(store: EvidenceStore, lm, ts: TokenSet, c: int, nll: torch.Ten
         entry.put(f"c{c}", block_sums(nll))
 
 
+def _per_chunk(store: EvidenceStore, entry, n_chunks: int, compute: Callable[[int], object], desc: str,
+               progress: Progress | None):
+    """Yield one unit per chunk (``c{c}``) of ``entry``, in chunk order, read back or computed as ``compute(c)``:
+    under the entry's lock, one chunk's data at a time; in a cluster task, shared with the other tasks through
+    per-unit locks (:meth:`semphase.cluster.Shard.run_units`) and yielded once every chunk is cached."""
+    names = [f"c{c}" for c in range(n_chunks)]
+    with (progress or Progress(False)).bar(n_chunks, desc) as bar:
+        if store.shard is not None:
+            yield from store.shard.run_units(entry, names, compute, bar)
+            return
+        with entry.lock():
+            for c, name in enumerate(names):
+                yield entry.get_or_compute(name, lambda c=c: compute(c))
+                bar.update()
+
+
 def baseline(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
              progress: Progress | None = None) -> np.ndarray:
     entry = store.entry("baseline", base_key(engine.lm, ts))
-    if store.shard is not None:
-        with (progress or Progress(False)).bar(ts.n_chunks, "baseline") as bar:
-            out = store.shard.run_units(entry, [f"c{c}" for c in range(ts.n_chunks)],
-                                        lambda c: block_sums(engine.forward_nll(ts.chunks[c])), bar)
-        return np.asarray(out, dtype=np.float64)
-    out = []
-    with entry.lock(), (progress or Progress(False)).bar(ts.n_chunks, "baseline") as bar:
-        for c in range(ts.n_chunks):
-            out.append(entry.get_or_compute(f"c{c}", lambda c=c: block_sums(engine.forward_nll(ts.chunks[c]))))
-            bar.update()
-    return np.asarray(out, dtype=np.float64)
+    out = _per_chunk(store, entry, ts.n_chunks, lambda c: block_sums(engine.forward_nll(ts.chunks[c])), "baseline",
+                     progress)
+    return np.asarray(list(out), dtype=np.float64)
 
 
 def head_means(engine: AblationEngine, ts: TokenSet, store: EvidenceStore,
                progress: Progress | None = None) -> torch.Tensor:
     """mu(l, h): mean of hook_z over every position of every chunk of ``ts`` [L, H, d_head]."""
     entry = store.entry("means", base_key(engine.lm, ts))
-    total = None
-    n = 0
 
     def compute(c):
         sums, count = engine.hook_z_sums(ts.chunks[c])
         return {"sums": sums.tolist(), "count": count}
 
-    shared = None
-    if store.shard is not None:
-        with (progress or Progress(False)).bar(ts.n_chunks, "head means") as bar:
-            shared = store.shard.run_units(entry, [f"c{c}" for c in range(ts.n_chunks)], compute, bar)
-    with (entry.lock() if shared is None else _Nothing()), \
-            (progress or Progress(False)).bar(ts.n_chunks if shared is None else 0, "head means") as bar:
-        for c in range(ts.n_chunks):
-            data = entry.get_or_compute(f"c{c}", lambda c=c: compute(c)) if shared is None else shared[c]
-            sums = torch.tensor(data["sums"], dtype=torch.float64)
-            total = sums if total is None else total + sums
-            n += data["count"]
-            bar.update()
+    total = None
+    n = 0
+    for data in _per_chunk(store, entry, ts.n_chunks, compute, "head means", progress):
+        sums = torch.tensor(data["sums"], dtype=torch.float64)
+        total = sums if total is None else total + sums
+        n += data["count"]
     return (total / n).to(torch.float32).to(engine.device)
 
 
