@@ -13,6 +13,7 @@ Without this, two runs with two threads each on two cores ran about seven times 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import tempfile
 import time
@@ -135,6 +136,21 @@ def join(apply: bool = True, passive: bool = False) -> None:
             atexit.register(SHARE.leave)
     if apply:
         SHARE.rebalance(force=True)
+
+
+@contextlib.contextmanager
+def waiting():
+    """While this process waits for another's work (a cache entry's lock), it is out of the registry, so the
+    processes at work take its share; it joins again, with its share, when the wait ends."""
+    was = SHARE.joined
+    if was:
+        SHARE.leave()
+    try:
+        yield
+    finally:
+        if was:
+            SHARE.join()
+            SHARE.rebalance(force=True)
 
 
 def rebalance() -> None:
