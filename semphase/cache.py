@@ -12,6 +12,7 @@ its lock, so a measurement is computed once and never read half-written.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -187,6 +188,21 @@ class EvidenceStore:
         return CacheEntry(self.root, kind, key, self.stats)
 
 
+@contextlib.contextmanager
+def held_if_free(lock):
+    """Take ``lock`` when no one holds it, without waiting: yields True while held (released on exit), False
+    when another holds it (a filelock ``Timeout`` is a ``TimeoutError``)."""
+    try:
+        lock.acquire(timeout=0)
+    except TimeoutError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 class EntryLock:
     """A file lock that, when it has to wait for another process, takes this process out of the core registry
     (:mod:`semphase.cores`) until it holds the lock: a run waiting for another run's measurement uses no core, so
@@ -197,13 +213,11 @@ class EntryLock:
         self.timeout = timeout
 
     def __enter__(self):
-        from filelock import Timeout
-
         from . import cores
 
         try:
             self._lock.acquire(timeout=0)
-        except Timeout:
+        except TimeoutError:  # filelock's Timeout
             with cores.waiting():
                 self._lock.acquire(timeout=self.timeout)
         return self

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .cache import atomic_write_text
+from .cache import atomic_write_text, held_if_free
 from .errors import SemphaseError
 
 try:  # optional: ``pip install 'semphase[cluster]'``
@@ -80,16 +80,11 @@ class Shard:
             rebalance()
             data = entry.get(names[k])
             if data is None:
-                lock = entry.unit_lock(names[k])
-                try:
-                    lock.acquire(timeout=0)
-                except TimeoutError:  # filelock.Timeout is a TimeoutError: another task computes it now
-                    pending.append(k)
-                    continue
-                try:
+                with held_if_free(entry.unit_lock(names[k])) as mine:
+                    if not mine:  # another task computes it now
+                        pending.append(k)
+                        continue
                     data = self._compute(entry, names[k], k, compute, pause)
-                finally:
-                    lock.release()
             out[k] = data
             if bar is not None:
                 bar.update()
@@ -116,16 +111,9 @@ class Shard:
         task is storing it."""
         if entry.get(name) is not None:
             return
-        lock = entry.unit_lock(name)
-        try:
-            lock.acquire(timeout=0)
-        except TimeoutError:
-            return
-        try:
-            if entry.get(name) is None:
+        with held_if_free(entry.unit_lock(name)) as mine:
+            if mine and entry.get(name) is None:
                 entry.put(name, make())
-        finally:
-            lock.release()
 
 
 # -- what a task records ------------------------------------------------------------------------------------

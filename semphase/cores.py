@@ -21,6 +21,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .cache import held_if_free
+
 RECHECK_SECONDS = 2.0
 
 
@@ -88,15 +90,11 @@ class CoreShare:
             if self.path is not None and f == self.path:
                 n += 1
                 continue
-            probe = FileLock(str(f))
             try:
-                probe.acquire(timeout=0)
-            except TimeoutError:
-                n += 1  # held by a live process
-                continue
+                with held_if_free(FileLock(str(f))) as free:
+                    n += 0 if free else 1  # held by a live process
             except OSError:
                 continue
-            probe.release()
         return max(1, n)
 
     def share(self) -> int:
