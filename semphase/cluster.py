@@ -48,6 +48,16 @@ except ImportError:  # pragma: no cover - exercised where submitit is absent
 # that reads every unit back) differ from a single-machine run's in these fields only, as a resumed run's do.
 PROCESS_FIELDS = ("provenance", "cost", "timing", "wall_seconds", "forward_seconds_per_chunk", "engine_forwards")
 
+
+def measured(obj):
+    """A data file's content without what a process says about its own work (:data:`PROCESS_FIELDS`): what two
+    runs of the same measurement (sharded or not, concurrent or alone) must agree on."""
+    if isinstance(obj, dict):
+        return {k: measured(v) for k, v in obj.items() if k not in PROCESS_FIELDS}
+    if isinstance(obj, list):
+        return [measured(v) for v in obj]
+    return obj
+
 # For tests of the requeue path only: seconds a task sleeps after each unit it computes, so that a test can
 # interrupt it in the middle of its share.
 PAUSE_ENV = "SEMPHASE_CLUSTER_TEST_PAUSE_S"

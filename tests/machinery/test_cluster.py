@@ -13,20 +13,11 @@ from pathlib import Path
 import pytest
 
 from semphase import cli, cluster
-from semphase.cluster import PROCESS_FIELDS, Shard, parse_time
+from semphase.cluster import Shard, measured, parse_time
 
 pytestmark = pytest.mark.machinery
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ("run", "exp10", "--parts", "a", "--tokens", "256", "--ctx", "64", "--quiet")
-
-
-def strip(obj):
-    """The data without what a process says about its own work (its timings, its provenance, its cost)."""
-    if isinstance(obj, dict):
-        return {k: strip(v) for k, v in obj.items() if k not in PROCESS_FIELDS}
-    if isinstance(obj, list):
-        return [strip(v) for v in obj]
-    return obj
 
 
 def data_files(out: Path) -> dict:
@@ -70,7 +61,7 @@ def test_two_shards_write_the_data_of_one_unsharded_run(plain, tiny_llama, tiny_
     mine, theirs = data_files(out), data_files(plain)
     assert set(mine) == set(theirs) and mine
     for name in theirs:
-        assert strip(mine[name]) == strip(theirs[name]), name
+        assert measured(mine[name]) == measured(theirs[name]), name
     ev = main_file(mine)["evidence"]
     record = ev["provenance"]["cluster"]
     assert record["executor"] == "local" and record["shards"] == 2 and len(record["tasks"]) == 2
@@ -104,7 +95,7 @@ def test_an_interrupted_task_is_requeued_and_resumes_from_the_cache(plain, tiny_
     assert launch(tiny_llama, tiny_text, out, "--shards", "1", hook=interrupt_after_some_units) == 0
     mine, theirs = data_files(out), data_files(plain)
     for name in theirs:
-        assert strip(mine[name]) == strip(theirs[name]), name
+        assert measured(mine[name]) == measured(theirs[name]), name
     task = main_file(mine)["evidence"]["provenance"]["cluster"]["tasks"][0]
     first, *later = task["attempts"]
     assert first["status"].startswith("requeued") and later and later[-1]["status"] == "finished", task

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from semphase.cluster import PROCESS_FIELDS
+from semphase.cluster import measured
 
 pytestmark = pytest.mark.machinery
 ROOT = Path(__file__).resolve().parents[2]
 COMPUTED = re.compile(r"^exp10: (\d+) cache unit\(s\) computed, (\d+) read back", re.M)
 WALL = re.compile(r"^(?:baseline PPL [0-9.]+; )?wall ([0-9.]+) s$", re.M)  # the run's own wall time (no startup)
-
-
-def strip(obj):
-    if isinstance(obj, dict):
-        return {k: strip(v) for k, v in obj.items() if k not in PROCESS_FIELDS}
-    if isinstance(obj, list):
-        return [strip(v) for v in obj]
-    return obj
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +59,7 @@ def finish(proc: subprocess.Popen, t0: float) -> tuple[float, float, int]:
 
 
 def data(out: Path) -> dict:
-    return {p.name: strip(json.loads(p.read_text())) for p in sorted((out / "data").glob("*.json"))}
+    return {p.name: measured(json.loads(p.read_text())) for p in sorted((out / "data").glob("*.json"))}
 
 
 @pytest.mark.skipif(bool(os.environ.get("OMP_NUM_THREADS")), reason="OMP_NUM_THREADS fixes the thread count")
