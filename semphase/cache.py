@@ -265,3 +265,29 @@ class _MemoryEntry:
         count_computed(self.stats, seconds)
 
     get_or_compute = CacheEntry.get_or_compute
+
+
+def summarize(root: str | os.PathLike) -> list[dict]:
+    """What a cache folder holds, per measurement kind, model, device and number of chunks: the units and the
+    seconds they took when computed (units written without their time are counted apart). Read from the unit files'
+    records; nothing is checked or deleted."""
+    groups: dict[tuple, dict] = {}
+    for path in sorted(Path(root).rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            key = record["key"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            continue
+        kind = key.get("kind", path.relative_to(root).parts[0])
+        group = (kind, str(key.get("model", "?")), str(key.get("device_type", key.get("device", "?"))),
+                 key.get("n_chunks"), key.get("ctx"))
+        row = groups.setdefault(group, {"kind": group[0], "model": group[1], "device": group[2], "chunks": group[3],
+                                        "ctx": group[4], "units": 0, "seconds": 0.0, "untimed": 0})
+        row["units"] += 1
+        if isinstance(record.get("seconds"), (int, float)):
+            row["seconds"] += float(record["seconds"])
+        else:
+            row["untimed"] += 1
+    return sorted(groups.values(), key=lambda r: (r["model"], -r["seconds"], r["kind"]))

@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", action="store_true",
                      help="draw every figure again from the stored evidence (PNG, vector PDF, caption)")
 
+    cache = sub.add_parser("cache", help="what a run's cache holds: units and the compute time they cost, per "
+                                         "measurement, model and device (a run resumed across sittings, in progress)")
+    cache.add_argument("--output-dir", default=None, help="the folder a run wrote to (its cache is OUTPUT/cache; "
+                                                          "default: results/ here)")
+    cache.add_argument("--cache-dir", default=None, help="a cache folder given to run with --cache-dir")
+
     rnd = sub.add_parser("random-model", help="save a random-weight model of a GPT-2 or Pythia shape (timings, code paths)")
     rnd.add_argument("--shape", default="gpt2", help="gpt2 ... gpt2-xl, or pythia-70m ... pythia-12b")
     rnd.add_argument("--out", required=True, help="folder to write; use it as --model FOLDER")
@@ -315,6 +321,32 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    """The cache's units and their compute time per measurement kind, model, device and chunk count."""
+    from .cache import summarize
+    from .report import OutputLayout
+
+    root = Path(args.cache_dir) if args.cache_dir else OutputLayout.make(args.output_dir).cache
+    if not root.is_dir():
+        raise SemphaseError(f"there is no cache folder {str(root)!r}; give --output-dir DIR of a run, or --cache-dir.")
+    rows = summarize(root)
+    if not rows:
+        print(f"{root}: no cache units")
+        return 0
+    print(f"{root}: the units each measurement has stored and the compute time they took when computed (on the "
+          "device named; a resumed run reads them back instead of measuring again)")
+    print(f"{'measurement':22s} {'model':28s} {'device':6s} {'chunks':>6s} {'ctx':>5s} {'units':>6s} {'compute':>10s}")
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        for r in mine:
+            untimed = f" ({r['untimed']} without a time)" if r["untimed"] else ""
+            print(f"{r['kind']:22s} {model:28s} {r['device']:6s} {str(r['chunks'] or ''):>6s} {str(r['ctx'] or ''):>5s} "
+                  f"{r['units']:6d} {r['seconds'] / 60:8.1f} min{untimed}")
+        print(f"{'all':22s} {model:28s} {'':6s} {'':>6s} {'':>5s} {sum(r['units'] for r in mine):6d} "
+              f"{sum(r['seconds'] for r in mine) / 60:8.1f} min")
+    return 0
+
+
 def cmd_experiments(args) -> int:
     for e in registry.all_experiments():
         needs = "; needs " + ", ".join(f"{n.experiment} for {', '.join(n.claims) or 'its measurement'}"
@@ -507,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "experiments":
             return cmd_experiments(args)
+        if args.command == "cache":
+            return cmd_cache(args)
         if args.command == "claims":
             return cmd_claims(args)
         if args.command == "stimuli":

@@ -96,3 +96,27 @@ def test_units_keep_their_compute_time_for_a_resumed_run(tmp_path):
     assert entry.get("u0") == 1 and entry.get("u1") == 2
     assert again.stats["hits"] == 2 and again.stats["hits_timed"] == 1
     assert again.stats["hit_seconds"] >= 0.05 and again.stats["computed"] == 0
+
+
+def test_cache_command_sums_units_and_their_compute_time_per_measurement(tmp_path, capsys):
+    """`semphase cache` counts each measurement's units per model and chunk count and sums the seconds they took
+    when computed, a unit stored without its time counted apart; a missing folder is refused with exit 2."""
+    from semphase import cli
+    from semphase.cache import summarize
+
+    store = EvidenceStore(tmp_path / "cache")
+    sweep = store.entry("single-zero", dict(KEY, n_chunks=8, ctx=1024, device_type="cpu"))
+    for c in range(3):
+        sweep.put(f"L0_c{c}", [c], seconds=30.0)
+    store.entry("single-zero", dict(KEY, n_chunks=2, ctx=1024, device_type="cpu")).put("L0_c0", [0], seconds=12.5)
+    store.entry("baseline", dict(KEY, model="random:m", n_chunks=8, ctx=1024, device_type="cpu")).put("c0", [1])
+    rows = {(r["kind"], r["model"], r["chunks"]): r for r in summarize(tmp_path / "cache")}
+    assert rows[("single-zero", "m", 8)]["units"] == 3 and rows[("single-zero", "m", 8)]["seconds"] == 90.0
+    assert rows[("single-zero", "m", 2)]["seconds"] == 12.5
+    assert rows[("baseline", "random:m", 8)]["untimed"] == 1 and rows[("baseline", "random:m", 8)]["seconds"] == 0
+    assert cli.main(["cache", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "1.7 min (" not in out and "1 without a time" in out
+    assert [line.split()[-2] for line in out.splitlines() if line.startswith("all ")] == ["1.7", "0.0"]  # m, then random:m
+    assert cli.main(["cache", "--output-dir", str(tmp_path / "elsewhere")]) == 2
+    assert "no cache folder" in capsys.readouterr().err
