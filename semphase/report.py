@@ -388,6 +388,9 @@ def render(exp, records: list[dict], layout: OutputLayout) -> str:
     spec: ReportSpec = exp.report
     records = [{**rec, "claims": record_claims(exp, rec)} for rec in records]
     lines = [spec.intro(records, layout).rstrip(), ""] + verdict_table(records)
+    lines += twin_lines([{"test": c["test"], "claim": c["claim"], "kind": c["kind"], "model": rec["evidence"]["model"],
+                          "verdict": c["verdict"], "verdict_value": c.get("verdict_value", ""),
+                          "deciding": deciding_text(c)} for rec in records for c in rec["claims"]])
     for rec in records:
         ev = rec["evidence"]
         lines += ["", spec.header(rec) if spec.header else f"## {ev['model']}", ""]

@@ -510,6 +510,24 @@ def test_summary_sets_each_model_beside_its_untrained_twin():
     assert needs_training("does NOT replicate", "replicates") == "no: training removes it"
 
 
+def test_an_experiment_report_sets_each_model_beside_its_untrained_twin(tmp_path):
+    """An experiment's report, like the summary, has the twin table when a model and its twin were both measured
+    (one row per hypothesis or arithmetic test), and none with the trained model alone."""
+    from semphase.report import OutputLayout, load_records, publish, record_claims
+
+    exp = registry.get("exp9")
+    layout = OutputLayout.make(tmp_path)
+    layout.ensure_writable()
+    for model in ("m", "random:m"):
+        ev = {"experiment": "exp9", "model": model, "tag": model.replace(":", "_"), "missing_reason": "nothing", "row": {}}
+        publish(exp, layout, ev, [r.to_json() for r in exp.claims.evaluate_all(ev)])
+        text = (layout.reports / "exp9_results.md").read_text()
+        assert ("## m against its untrained twin" in text) == (model != "m")
+    table = text.split("## m against its untrained twin", 1)[1].split("\n\n## ", 1)[0]
+    n_tests = sum(1 for c in record_claims(exp, load_records(layout, "exp9")[0]) if c["kind"] in ("H", "A"))
+    assert n_tests and sum(1 for line in table.splitlines() if line.startswith("| C")) == n_tests
+
+
 def test_claims_meaningless_on_an_untrained_twin_skip_with_the_reason():
     """On a twin's evidence (model random:NAME) the stimuli claims and C27/C28 skip with why; the
     sanity checks still run; on the trained model nothing changes."""
