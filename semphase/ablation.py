@@ -10,6 +10,11 @@ intervention kinds too (:data:`INTERVENTIONS`); their hooks sit on ``hook_attn_s
 or on Q/K/V and ``hook_z`` of the edited layer, so the engine's prefix reuse, the sweeps' caching
 and resume apply to them unchanged.
 
+Inside the engine's forwards the Bridge's attention softmax runs without its guard for fully masked rows
+(:func:`unguarded_softmax`): the engine's chunks are unpadded and causal, so no row is fully masked, the guard
+changes no value (the losses are bit-identical, tested) and it cost about a fifth of a CPU forward (``bench
+softmax``); a row that did become fully masked would give a non-finite loss, which stops the run by name.
+
 The plain way (the original's) runs one full forward per ablated head. The engine instead
 runs each chunk once, capturing the residual stream (and the arguments) entering every
 block, and then, for an ablation whose earliest touched layer is ``k``, runs only blocks
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -234,16 +240,54 @@ class Capture:
     baseline_nll: torch.Tensor  # [T-1]
 
 
-class AblationEngine:
-    """Ablated perplexities for a loaded model (see the module docstring)."""
+def _softmax(scores: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    return torch.nn.functional.softmax(scores, dim=-1, dtype=dtype)
 
-    def __init__(self, lm, head_batch: int = 1):
+
+def _no_scrub(pattern: torch.Tensor) -> torch.Tensor:
+    return pattern
+
+
+@contextmanager
+def unguarded_softmax(bridge, enabled: bool = True):
+    """While inside, each attention of ``bridge`` in TransformerLens's compatibility mode takes the plain softmax
+    instead of its guarded one: the guard (``_masked_softmax``: a search for rows whose every score is -inf, two
+    masked copies; ``_scrub_compatibility_pattern_nans``: a search for NaN) is there for left-padded batches and
+    changes nothing where every query sees a key, as in the engine's unpadded causal chunks. Attentions without
+    these methods (another TransformerLens version) are left as they are. Yields the number replaced."""
+    patched = []
+    if enabled:
+        for block in getattr(bridge, "blocks", []):
+            attn = getattr(block, "attn", None)
+            if (attn is not None and getattr(attn, "compatibility_mode", False)
+                    and "_masked_softmax" not in vars(attn)  # not already replaced by an enclosing call
+                    and callable(getattr(type(attn), "_masked_softmax", None))
+                    and callable(getattr(type(attn), "_scrub_compatibility_pattern_nans", None))):
+                attn._masked_softmax = _softmax
+                attn._scrub_compatibility_pattern_nans = _no_scrub
+                patched.append(attn)
+    try:
+        yield len(patched)
+    finally:
+        for attn in patched:
+            del attn._masked_softmax
+            del attn._scrub_compatibility_pattern_nans
+
+
+class AblationEngine:
+    """Ablated perplexities for a loaded model (see the module docstring).
+
+    ``guarded_softmax``: keep TransformerLens's guarded softmax in the engine's forwards (the plain way of
+    ``bench softmax``); by default the engine runs :func:`unguarded_softmax`, whose losses are identical."""
+
+    def __init__(self, lm, head_batch: int = 1, guarded_softmax: bool = False):
         self.lm = lm
         self.bridge = lm.bridge
         self.device = lm.device
         self.n_layers = lm.n_layers
         self.n_heads = lm.n_heads
         self.head_batch = max(1, int(head_batch))
+        self.guarded_softmax = guarded_softmax
         self.forwards = 0.0  # work done, in units of one full forward of one chunk
 
     # -- the plain way ------------------------------------------------------------------
@@ -266,7 +310,7 @@ class AblationEngine:
                 inputs[layer] = (tuple(args), dict(kwargs))
             handles.append(self.bridge.blocks[layer].register_forward_pre_hook(pre, with_kwargs=True))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), unguarded_softmax(self.bridge, not self.guarded_softmax):
                 logits = self.bridge(tokens, use_cache=False)
         finally:
             for handle in handles:
@@ -285,7 +329,8 @@ class AblationEngine:
         x = self._hidden(cap, start)
         if batch > 1:
             x = x.expand(batch, *x.shape[1:]).clone()
-        with torch.no_grad(), self.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        with torch.no_grad(), self.bridge.hooks(fwd_hooks=list(fwd_hooks)), \
+                unguarded_softmax(self.bridge, not self.guarded_softmax):
             for layer in range(start, self.n_layers):
                 args, kwargs = cap.inputs[layer]
                 kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}

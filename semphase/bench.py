@@ -85,6 +85,24 @@ def bench_head_batch(lm, ts, layers: list[int], head_batch: int) -> dict:
             "max_rel_nll_diff": float(rel[layers].max())}
 
 
+def bench_softmax(lm, ts, layers: list[int]) -> dict:
+    """The engine's single-head zero sweep with TransformerLens's guarded attention softmax (the plain way) against
+    the engine's unguarded one (:func:`semphase.ablation.unguarded_softmax`), same tokens, same process, in turn
+    (guarded, unguarded, guarded, unguarded; the faster of each pair's two timings); the summed losses must be
+    identical."""
+    AblationEngine(lm).forward_nll(ts.chunks[0][: min(ts.ctx, 16)])  # warm-up outside the timings
+    times = {True: [], False: []}
+    sums = {}
+    for _ in range(2):
+        for guarded in (True, False):
+            t, out = _engine_sweep(AblationEngine(lm, guarded_softmax=guarded), ts, layers)
+            times[guarded].append(t)
+            sums[guarded] = out
+    return {"heads": len(layers) * lm.n_heads, "tokens": ts.n_tokens, "ctx": ts.ctx,
+            "guarded_s": min(times[True]), "unguarded_s": min(times[False]),
+            "ratio": min(times[True]) / min(times[False]), "identical": bool(np.array_equal(sums[True], sums[False]))}
+
+
 def bench_cache(lm, ts, layers: list[int]) -> dict:
     from . import sweeps
     from .cache import EvidenceStore

@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
-                       choices=["all", "ablation", "head-batch", "cache", "workers", "memory", "memory-child", "attention"],
-                       metavar="{all,ablation,head-batch,cache,workers,memory,attention}",
-                       help="all (ablation, head-batch, cache, workers), or one of them; memory and attention are separate")
+                       choices=["all", "ablation", "head-batch", "softmax", "cache", "workers", "memory", "memory-child",
+                                "attention"],
+                       metavar="{all,ablation,head-batch,softmax,cache,workers,memory,attention}",
+                       help="all (ablation, head-batch, softmax, cache, workers), or one of them; memory and attention "
+                            "are separate")
     _common(bench)
     bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")
     bench.add_argument("--head-batch", type=int, default=None, help="heads per batched forward (default: as run)")
@@ -384,6 +386,11 @@ def cmd_bench(args) -> int:
         print(f"single-head sweep, {r['heads']} heads, {ts.n_chunks} x {r['ctx']} tokens: one head per forward "
               f"{r['one_s']:.2f} s; {r['head_batch']} heads per batched forward {r['batched_s']:.2f} s; speed-up "
               f"{r['ratio']:.2f}x; largest relative difference of a head's summed loss {r['max_rel_nll_diff']:.2e}")
+    if what in ("softmax", "all"):
+        r = bench.bench_softmax(lm, ts, layers)
+        print(f"single-head sweep, {r['heads']} heads, {ts.n_chunks} x {r['ctx']} tokens: TransformerLens's guarded "
+              f"attention softmax {r['guarded_s']:.2f} s; the engine's unguarded one {r['unguarded_s']:.2f} s; speed-up "
+              f"{r['ratio']:.2f}x; identical losses: {r['identical']}")
     if what in ("cache", "all"):
         r = bench.bench_cache(lm, ts, layers)
         print(f"evidence cache: first run (computed) {r['first_s']:.2f} s; second run (read back) "

@@ -51,6 +51,31 @@ def test_engine_equals_plain_loop_for_every_head(setup, kind):
             assert abs(float(fast[h].sum()) - plain) / plain <= 1e-5
 
 
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_gpt2", "tiny_neox"])
+def test_unguarded_softmax_gives_identical_losses_and_is_undone(request, tiny_text, arch):
+    """The engine's unguarded attention softmax gives losses bit-identical to TransformerLens's guarded one (the
+    baseline, every head ablated alone, relu replacement), replaces every attention's softmax while inside, and
+    leaves the model as it was after."""
+    from semphase.ablation import unguarded_softmax
+
+    lm = load_model(str(request.getfixturevalue(arch)), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 192, 96, text_file=str(tiny_text))
+    guarded, fast = AblationEngine(lm, guarded_softmax=True), AblationEngine(lm)
+    cap_g, cap_f = guarded.capture(ts.chunks[0]), fast.capture(ts.chunks[0])
+    assert torch.equal(cap_g.baseline_nll, cap_f.baseline_nll)
+    for layer in range(lm.n_layers):
+        for kind in ("zero", "relu"):
+            a, b = guarded.layer_single_nll(cap_g, layer, kind), fast.layer_single_nll(cap_f, layer, kind)
+            assert len(a) == len(b) == lm.n_heads and all(torch.equal(x, y) for x, y in zip(a, b))
+    attn = lm.bridge.blocks[0].attn
+    with unguarded_softmax(lm.bridge) as n:
+        assert n == lm.n_layers and "_masked_softmax" in vars(attn)
+        with unguarded_softmax(lm.bridge) as inner:
+            assert inner == 0  # already replaced: the enclosing call undoes it
+        assert "_masked_softmax" in vars(attn)
+    assert "_masked_softmax" not in vars(attn) and "_scrub_compatibility_pattern_nans" not in vars(attn)
+
+
 def test_batched_heads_equal_one_at_a_time(setup):
     lm, ts = setup
     one, many = AblationEngine(lm, head_batch=1), AblationEngine(lm, head_batch=lm.n_heads)
@@ -122,3 +147,14 @@ def test_blocks_partition_the_tokens(n):
     counts = block_counts(n)
     assert sum(counts) == n and all(0 < c <= BLOCK for c in counts)
     assert math.isclose(sum(sums), float(values.sum()), rel_tol=1e-12)
+
+
+def test_bench_softmax_prints_its_ratio_and_identical_losses(tiny_llama, tiny_text, capsys):
+    """`bench softmax` times the guarded and the unguarded softmax in one run and prints the ratio and whether the
+    losses are identical (they are)."""
+    from semphase.cli import main
+
+    assert main(["bench", "softmax", "--model", str(tiny_llama), "--device", "cpu", "--text-file", str(tiny_text),
+                 "--tokens", "192", "--ctx", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "identical losses: True" in out
