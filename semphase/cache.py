@@ -226,10 +226,6 @@ class EntryLock:
         self._lock.release()
         return False
 
-    @property
-    def is_locked(self) -> bool:
-        return self._lock.is_locked
-
 
 class _NullLock:
     def __enter__(self):
