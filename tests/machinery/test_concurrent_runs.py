@@ -39,8 +39,7 @@ def small_llama(tmp_path_factory) -> Path:
 
 
 def start(model: Path, text: Path, out: Path, registry: Path) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, SEMPHASE_CORES_DIR=str(registry))
-    env.pop("OMP_NUM_THREADS", None)
+    env = dict(os.environ, SEMPHASE_CORES_DIR=str(registry))  # (the test skips where OMP_NUM_THREADS is set)
     cmd = [sys.executable, "-m", "semphase", "run", "exp10", "--parts", "a", "--tokens", "2048", "--ctx", "256",
            "--model", str(model), "--text-file", str(text), "--output-dir", str(out), "--quiet"]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
