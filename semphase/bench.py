@@ -103,6 +103,36 @@ def bench_softmax(lm, ts, layers: list[int]) -> dict:
             "ratio": min(times[True]) / min(times[False]), "identical": bool(np.array_equal(sums[True], sums[False]))}
 
 
+def bench_joints(lm, ts, n_sets: int = 4, set_size: int = 20, seed: int = 0) -> dict:
+    """Joint zero-ablations of ``n_sets`` random head sets (exp10 part h's null draws): each joint capturing
+    every chunk for itself (the plain way) against the chunks captured once for all joints (part h's shared
+    captures), same sets, same process; the summed losses must be identical."""
+    from . import sweeps
+    from .cache import EvidenceStore
+
+    engine = AblationEngine(lm)
+    engine.forward_nll(ts.chunks[0][: min(ts.ctx, 16)])  # warm-up outside both timings
+    rng = np.random.default_rng(seed)
+    heads = [(l, h) for l in range(lm.n_layers) for h in range(lm.n_heads)]
+    size = max(1, min(set_size, len(heads) // 4))  # distinct sets (each joint its own cache entry)
+    sets = [sorted(heads[j] for j in rng.choice(len(heads), size=size, replace=False)) for _ in range(n_sets)]
+    out = {}
+    for way, captures in (("plain", None), ("shared", {})):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EvidenceStore(tmp)
+            f0 = engine.forwards
+            _sync(lm)
+            t0 = time.perf_counter()
+            sums = [sweeps.joint(engine, ts, "zero", s, store, name=f"set {i}", captures=captures).sum()
+                    for i, s in enumerate(sets)]
+            _sync(lm)
+            out[way] = (time.perf_counter() - t0, engine.forwards - f0, np.array(sums))
+    return {"sets": n_sets, "set_size": len(sets[0]), "tokens": ts.n_tokens, "ctx": ts.ctx,
+            "plain_s": out["plain"][0], "shared_s": out["shared"][0], "ratio": out["plain"][0] / out["shared"][0],
+            "plain_forwards": out["plain"][1], "shared_forwards": out["shared"][1],
+            "identical": bool(np.array_equal(out["plain"][2], out["shared"][2]))}
+
+
 def bench_cache(lm, ts, layers: list[int]) -> dict:
     from . import sweeps
     from .cache import EvidenceStore

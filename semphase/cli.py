@@ -76,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="timings that back the project's speed claims")
     bench.add_argument("what", nargs="?", default="all",
-                       choices=["all", "ablation", "head-batch", "softmax", "cache", "workers", "memory", "memory-child",
-                                "attention"],
-                       metavar="{all,ablation,head-batch,softmax,cache,workers,memory,attention}",
-                       help="all (ablation, head-batch, softmax, cache, workers), or one of them; memory and attention "
-                            "are separate")
+                       choices=["all", "ablation", "head-batch", "softmax", "joints", "cache", "workers", "memory",
+                                "memory-child", "attention"],
+                       metavar="{all,ablation,head-batch,softmax,joints,cache,workers,memory,attention}",
+                       help="all (ablation, head-batch, softmax, joints, cache, workers), or one of them; memory and "
+                            "attention are separate")
     _common(bench)
     bench.add_argument("--layers", default=None, help="layers to sweep (default all; memory: the last)")
     bench.add_argument("--head-batch", type=int, default=None, help="heads per batched forward (default: as run)")
@@ -390,6 +390,12 @@ def cmd_bench(args) -> int:
         r = bench.bench_softmax(lm, ts, layers)
         print(f"single-head sweep, {r['heads']} heads, {ts.n_chunks} x {r['ctx']} tokens: TransformerLens's guarded "
               f"attention softmax {r['guarded_s']:.2f} s; the engine's unguarded one {r['unguarded_s']:.2f} s; speed-up "
+              f"{r['ratio']:.2f}x; identical losses: {r['identical']}")
+    if what in ("joints", "all"):
+        r = bench.bench_joints(lm, ts, seed=args.seed)
+        print(f"joint zero-ablation of {r['sets']} random sets of {r['set_size']} heads, {ts.n_chunks} x {r['ctx']} "
+              f"tokens: each joint capturing the chunks itself {r['plain_s']:.2f} s ({r['plain_forwards']:g} forwards); "
+              f"chunks captured once for all joints {r['shared_s']:.2f} s ({r['shared_forwards']:g} forwards); speed-up "
               f"{r['ratio']:.2f}x; identical losses: {r['identical']}")
     if what in ("cache", "all"):
         r = bench.bench_cache(lm, ts, layers)

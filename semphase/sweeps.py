@@ -240,10 +240,11 @@ def curve(engine: AblationEngine, ts: TokenSet, kind: str, order: Sequence[Head]
 
 def joint(engine: AblationEngine, ts: TokenSet, kind: str, heads: Sequence[Head],
           store: EvidenceStore, means: torch.Tensor | None = None, means_tokens: str | None = None,
-          name: str = "joint", progress: Progress | None = None) -> np.ndarray:
-    """All ``heads`` ablated together: per-block loss sums [chunk, block]."""
+          name: str = "joint", progress: Progress | None = None, captures: dict | None = None) -> np.ndarray:
+    """All ``heads`` ablated together: per-block loss sums [chunk, block]. ``captures``: as in
+    :func:`chunk_units` (many joints on the same tokens then capture each chunk once)."""
     heads = sorted((int(l), int(h)) for l, h in heads)
-    return curve(engine, ts, kind, heads, [len(heads)], store, means, means_tokens, name, progress)[0]
+    return curve(engine, ts, kind, heads, [len(heads)], store, means, means_tokens, name, progress, captures)[0]
 
 
 def edited(engine: AblationEngine, ts: TokenSet, store: EvidenceStore, kind: str, key: dict, items: Sequence[str],

@@ -1,5 +1,6 @@
 """The ablation engine against the plain hook loop, and the laws an ablation must obey."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -149,12 +150,17 @@ def test_blocks_partition_the_tokens(n):
     assert math.isclose(sum(sums), float(values.sum()), rel_tol=1e-12)
 
 
-def test_bench_softmax_prints_its_ratio_and_identical_losses(tiny_llama, tiny_text, capsys):
-    """`bench softmax` times the guarded and the unguarded softmax in one run and prints the ratio and whether the
-    losses are identical (they are)."""
+@pytest.mark.parametrize("what", ["softmax", "joints"])
+def test_bench_prints_its_ratio_and_identical_losses(tiny_llama, tiny_text, capsys, what):
+    """`bench softmax` (guarded against unguarded softmax) and `bench joints` (each joint capturing its chunks
+    against captures shared by all joints) time both ways in one run and print the ratio and whether the losses
+    are identical (they are); the shared captures take fewer forwards."""
     from semphase.cli import main
 
-    assert main(["bench", "softmax", "--model", str(tiny_llama), "--device", "cpu", "--text-file", str(tiny_text),
+    assert main(["bench", what, "--model", str(tiny_llama), "--device", "cpu", "--text-file", str(tiny_text),
                  "--tokens", "192", "--ctx", "96"]) == 0
     out = capsys.readouterr().out
     assert "speed-up" in out and "identical losses: True" in out
+    if what == "joints":  # 4 sets on 2 chunks: 8 captures against 2, the same ablated forwards
+        plain, shared = (float(x) for x in re.findall(r"\(([0-9.]+) forwards\)", out))
+        assert plain - shared == pytest.approx((4 - 1) * 2)

@@ -513,3 +513,23 @@ def test_c26_rule_on_planted_cross_fitted_thresholds():
     # a ceiling: every curve keeps all 54
     r, st = verdict(_planted_crossfit(54, 54, 54, 54, ctrl))
     assert st[0] == "inconclusive" and "ceiling" in r.conditions[0].unit
+
+
+def test_part_h_joints_share_the_held_out_captures(tiny_llama, tiny_text, tmp_path, monkeypatch):
+    """Part h's held-out joints (the harmful set, the least-important set and every null set) capture
+    each held-out chunk once between them, and give the same evidence as capturing it for each joint."""
+    lm = load_model(str(tiny_llama), "cpu")
+    ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text))
+    eval_ts = load_eval_tokens(lm.tokenizer, 256, 128, text_file=str(tiny_text), start=256)
+
+    def measure(name):
+        return M.measure_tokens(lm, ts, get_budget("smoke"), EvidenceStore(tmp_path / name), "ah", eval_ts=eval_ts)
+
+    shared = measure("shared")
+    monkeypatch.setattr(M, "KEEP_CAPTURES_CHUNKS", 0)  # the plain way: no chunk's capture kept between joints
+    plain = measure("plain")
+    hh = shared["harmful_heldout"]
+    assert hh["n"] >= 2 and hh["null_random_sets"]["n"] >= 2  # the joints ran
+    joints = 2 + hh["null_random_sets"]["n"]
+    assert plain["engine_forwards"] - shared["engine_forwards"] == (joints - 1) * eval_ts.n_chunks
+    assert json.dumps(hh, sort_keys=True) == json.dumps(plain["harmful_heldout"], sort_keys=True)

@@ -24,7 +24,7 @@ from ...errors import SemphaseError
 from ...provenance import run_provenance
 from ...stats import (N_BOOT, correlation, heavy_tail_comparison, heavy_tail_powerlaw, ppl, zipf_fit)
 from ...budgets import Budget
-from .run import (JACKKNIFE, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
+from .run import (JACKKNIFE, KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
                   Exp10Run, _ascending_order, _distribution_stats, _jk, _label, _ranking, expand_parts, grid,
                   paired_difference_ci)
 
@@ -296,10 +296,12 @@ def part_g(run: Exp10Run, ev: dict) -> None:
                 "unit": run.eval_unit, "interval_method": PAIRED_DIFFERENCE}
 
 
-def _interaction(run: Exp10Run, heads: list[tuple[int, int]], name: str) -> dict:
+def _interaction(run: Exp10Run, heads: list[tuple[int, int]], name: str, captures: dict | None = None) -> dict:
     """Joint zero-ablation of ``heads`` on the held-out range against the sum of their
-    individual effects there (relative ΔPPL and log-PPL), with paired intervals."""
-    jz = sweeps.joint(run.engine, run.eval_ts, "zero", heads, run.store, name=name, progress=run.progress)
+    individual effects there (relative ΔPPL and log-PPL), with paired intervals. ``captures``: the
+    held-out chunks' captures, shared by the joints of one part (each chunk captured once)."""
+    jz = sweeps.joint(run.engine, run.eval_ts, "zero", heads, run.store, name=name, progress=run.progress,
+                      captures=captures)
     idx_l = [l for l, _ in heads]
     idx_h = [h for _, h in heads]
     indiv = run.zero_eval[idx_l, idx_h]  # [k, chunk, block]
@@ -349,11 +351,14 @@ def part_h(run: Exp10Run, ev: dict) -> None:
     harm = [(l, h) for l in range(L) for h in range(H) if zero_delta[l, h] < 0]
     hh: dict = {"heads": [[l, h] for l, h in harm], "n": len(harm), "interval_unit": f"chunks ({run.eval_ts.n_chunks}; {JACKKNIFE})"}
     if len(harm) >= 2:
-        hh.update(_interaction(run, harm, "harmful joint zero (eval)"))
+        # the 2 + null_sets joints below run on the same held-out chunks: each chunk is captured once for all of
+        # them (identical losses; about half of each joint's forwards saved) where that fits in memory
+        caps = {} if run.eval_ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+        hh.update(_interaction(run, harm, "harmful joint zero (eval)", caps))
         k = len(harm)
         harm_set = set(harm)
         least = [tuple(x) for x in _ascending_order(zero_delta) if tuple(x) not in harm_set][:k]
-        hh["least_important"] = _interaction(run, sorted(least), "least-important joint zero (eval)")
+        hh["least_important"] = _interaction(run, sorted(least), "least-important joint zero (eval)", caps)
         rng = np.random.default_rng([run.seed, 22])
         all_heads = [(l, h) for l in range(L) for h in range(H)]
         null = []
@@ -361,7 +366,7 @@ def part_h(run: Exp10Run, ev: dict) -> None:
         with run.progress.bar(n_sets, "C22 null: random head sets") as bar:
             for i in range(n_sets):
                 pick = sorted(all_heads[j] for j in rng.choice(len(all_heads), size=k, replace=False))
-                r = _interaction(run, pick, f"random set {i} joint zero (eval)")
+                r = _interaction(run, pick, f"random set {i} joint zero (eval)", caps)
                 null.append({"interaction": r["interaction"], "interaction_log_ppl": r["interaction_log_ppl"]})
                 bar.update()
         vals = np.array([x["interaction"] for x in null])
