@@ -38,6 +38,8 @@ class Budget:
     control_orders: int = 20  # exp10 part v: random head orders evaluated on both rank ranges (C26's control)
     every_layer_c23: bool = False  # exp10 part k on a layer sample: C23's relu and mean-ablation held-out curves over
     # every head of layers 1..L-1 as well (relu's single-head ΔPPL of every layer measured, or reused from a file)
+    exp10_parts: str | None = None  # exp10's parts this budget measures when --parts is not given (None: all); the
+    # claim tests that need a part it leaves out are inconclusive, with the reason, not skipped
 
 
 BUDGETS = {
@@ -52,6 +54,12 @@ BUDGETS = {
                     "(every layer: --replace-layers all) and resolve the held-out thresholds their hypothesis "
                     "tests compare by bisection",
                     8192, replace_layers=6, crossfit=True, every_layer_c23=True),
+    "brief": Budget("brief", 2048, 1024, True,
+                    "quick's tokens, held-out range and rules, with exp10 limited to parts a, c, d, e and l (the "
+                    "single-head zero and mean sweeps on the rank range, the held-out cumulative zero curve, the "
+                    "layer profile, the FLOP tables), to fit about 2 hours on two CPU cores for SmolLM2-135M (estimated "
+                    "from the quick run's unit costs); the claim tests that need exp10's other parts are inconclusive (not measured)",
+                    8192, replace_layers=6, crossfit=True, every_layer_c23=True, exp10_parts="acdel"),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
                    "validation split", None, weight_draws=20, original_grids=True, pca_chunks=50, crossfit=True),

@@ -423,6 +423,8 @@ class ClaimSet:
                                original_claim=self.original_claims.get(f.claim, "")).skip(
                 f"{why}; on an untrained twin this test is not measured")
         result = self.rule(test)(ev)
+        if not result.applicable and isinstance(result.reason, MissingEvidence) and ev.get("parts_left_out_by_budget"):
+            result = not_measured_at_budget(result, ev)  # not measured at this budget: inconclusive, not skipped
         if not ev.get("asserts_claims", True) and result.kind != "S":
             result.asserted = False
         result.original_claim = self.original_claims.get(result.claim, "")
@@ -515,13 +517,32 @@ def _by_test(rules) -> dict[str, Rule]:
     return dict(rules) if isinstance(rules, dict) else {r.test: r for r in rules}
 
 
+class MissingEvidence(str):
+    """A skip reason that says the evidence a rule reads was not measured in this run (a part left out), as
+    opposed to a rule that does not apply (another model's protocol, too few words). On evidence whose budget
+    left parts out (``parts_left_out_by_budget``), :meth:`ClaimSet.evaluate` turns such a skip into an
+    inconclusive verdict that names the budget (:func:`not_measured_at_budget`)."""
+
+
 def requires(ev: dict, *keys: str) -> str | None:
     """Why a rule cannot run on this evidence (a missing key), or None."""
     for key in keys:
         if ev.get(key) is None:
-            return (f"this run has no '{key}' evidence (parts {ev.get('parts', 'all')}, layers "
-                    f"{'all' if ev.get('all_layers', True) else 'subset'})")
+            return MissingEvidence(f"this run has no '{key}' evidence (parts {ev.get('parts', 'all')}, layers "
+                                   f"{'all' if ev.get('all_layers', True) else 'subset'})")
     return None
+
+
+def not_measured_at_budget(result: "ClaimResult", ev: dict) -> "ClaimResult":
+    """``result`` (skipped for want of evidence the budget did not measure) as an inconclusive verdict whose one
+    condition says which budget left which parts out, and what would measure them."""
+    left, budget = ev["parts_left_out_by_budget"], ev.get("budget", "this")
+    result.applicable, result.conditions = True, [Condition(
+        f"measured at the {budget} budget (it leaves out {ev.get('experiment', 'the experiment')}'s part(s) "
+        f"{left} to fit its time; --budget quick measures them: {result.reason})", "no", "==", "yes", False,
+        inconclusive=True)]
+    result.reason = ""
+    return result
 
 
 def requires_words(ev: dict, n: int = 3) -> str | None:

@@ -533,3 +533,29 @@ def test_part_h_joints_share_the_held_out_captures(tiny_llama, tiny_text, tmp_pa
     joints = 2 + hh["null_random_sets"]["n"]
     assert plain["engine_forwards"] - shared["engine_forwards"] == (joints - 1) * eval_ts.n_chunks
     assert json.dumps(hh, sort_keys=True) == json.dumps(plain["harmful_heldout"], sort_keys=True)
+
+
+def test_brief_budget_measures_its_parts_and_says_what_it_left_out(tiny_llama, tiny_text, tmp_path):
+    """At --budget brief exp10 measures parts a, c, d, e and l only; a claim test that needs another part is
+    inconclusive with a condition naming the budget and the parts left out, a rule that does not apply to this
+    model (the original's GPT-2 protocol) stays skipped, and --parts given by hand keeps the plain skip."""
+    from semphase.cli import main
+
+    def claims(out, *extra):
+        assert main(["run", "exp10", "--model", str(tiny_llama), "--text-file", str(tiny_text), "--quiet",
+                     "--budget", "brief", "--tokens", "256", "--ctx", "128", "--eval-tokens", "256",
+                     "--output-dir", str(out), *extra]) in (0, 1)
+        data = json.loads(next((out / "data").glob("exp10_*.json")).read_text())
+        return data["evidence"], {c["test"]: c for c in data["claims"]}
+
+    ev, by_test = claims(tmp_path / "brief")
+    assert ev["parts"] == "acdel" and ev["parts_left_out_by_budget"] == "bfghijkvp"
+    c20 = by_test["test_c20_mean_beats_zero_heldout"]
+    assert c20["verdict_value"] == "inconclusive" and "brief budget" in c20["conditions"][0]["name"]
+    assert "bfghijkvp" in c20["conditions"][0]["name"]
+    assert "brief budget" not in json.dumps(by_test["test_c18_heldout_removable_below_30pct"])  # part c was measured
+    assert by_test["test_c18_heldout_removable_below_30pct"]["verdict_value"] != "skipped"
+    assert by_test["test_c20_reproduce_mean_ablation"]["verdict_value"] == "skipped"  # GPT-2's protocol only
+    ev, by_test = claims(tmp_path / "by-hand", "--parts", "a")
+    assert "parts_left_out_by_budget" not in ev
+    assert by_test["test_c20_mean_beats_zero_heldout"]["verdict_value"] == "skipped"

@@ -8,7 +8,7 @@ Hypothesis (H) rules rank on the rank range and decide on the held-out range, wi
 """
 from __future__ import annotations
 
-from ...claims import ClaimResult, ClaimSet, Condition, check, cond, requires, rule
+from ...claims import ClaimResult, ClaimSet, Condition, MissingEvidence, check, cond, requires, rule
 from ...stats import threshold_bracket
 from ...flops import (GPT2_SMALL, ModelShapes, equal_flop_extra_tokens, original_attention_savings, original_head_flops,
                       original_p3_token_ratio, whole_model_savings, whole_model_token_ratio)
@@ -304,7 +304,7 @@ def claim_c26_optimism(ev: dict, r: ClaimResult) -> None:
 
 def _recovery(ev: dict) -> str | None:
     if ev.get("recovery") is None:
-        return _heldout(ev) or "no compute-recovery evidence (part p) in this run"
+        return _heldout(ev) or MissingEvidence("no compute-recovery evidence (part p) in this run")
     return None
 
 

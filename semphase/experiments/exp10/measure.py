@@ -26,6 +26,7 @@ from ...stats import (N_BOOT, correlation, heavy_tail_comparison, heavy_tail_pow
 from ...budgets import Budget
 from .run import (JACKKNIFE, KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
                   Exp10Run, _ascending_order, _distribution_stats, _jk, _label, _ranking, expand_parts, grid,
+                  run_parts,
                   paired_difference_ci)
 
 def reusable_parts() -> dict:
@@ -409,10 +410,13 @@ def measure(ctx) -> dict:
     layers = parse_layers(ctx.layers, ctx.lm.n_layers)
     ts = ctx.tokens()
     eval_ts = ctx.eval_tokens(ts)
-    return measure_tokens(ctx.lm, ts, ctx.budget, ctx.store, ctx.parts or PARTS, layers,
-                          sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims,
-                          eval_ts=eval_ts, reuse=load_reuse(ctx.reuse_evidence),
-                          cross_ts=crossfit_tokens(ctx, ts, eval_ts), prompt_ts=prompt_source(ctx, ts, eval_ts))
+    ev = measure_tokens(ctx.lm, ts, ctx.budget, ctx.store, run_parts(ctx), layers,
+                        sweeps.Progress(ctx.progress), ctx.head_batch, ctx.seed, ctx.asserts_claims,
+                        eval_ts=eval_ts, reuse=load_reuse(ctx.reuse_evidence),
+                        cross_ts=crossfit_tokens(ctx, ts, eval_ts), prompt_ts=prompt_source(ctx, ts, eval_ts))
+    if not ctx.parts and ctx.budget.exp10_parts:  # the budget, not the user, left these parts out
+        ev["parts_left_out_by_budget"] = "".join(p for p in PARTS if p not in ev["parts"])
+    return ev
 
 
 def crossfit_tokens(ctx, rank: TokenSet, eval_ts: TokenSet | None) -> TokenSet | None:
@@ -422,7 +426,7 @@ def crossfit_tokens(ctx, rank: TokenSet, eval_ts: TokenSet | None) -> TokenSet |
     budget's held-out range takes the rest of the split: C26 then skips and says so)."""
     from ...data import load_eval_tokens
 
-    if not ctx.budget.crossfit or eval_ts is None or "v" not in expand_parts(ctx.parts or PARTS):
+    if not ctx.budget.crossfit or eval_ts is None or "v" not in expand_parts(run_parts(ctx)):
         return None
     s = ctx.session.settings
     start = eval_ts.meta.get("token_range", [0, 0])[1]

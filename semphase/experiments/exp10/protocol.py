@@ -3,7 +3,7 @@
 :mod:`.claims_phases23` (which ``claims`` imports, so neither may import the other first)."""
 from __future__ import annotations
 
-from ...claims import requires
+from ...claims import MissingEvidence, requires
 from ...models import registry_name
 
 
@@ -48,8 +48,8 @@ def _heldout_curve(ev: dict, name: str) -> str | None:
     why = _heldout(ev) or requires(ev, "curves")
     if why or name not in ev["curves"]:
         part = CURVE_PART.get(name)
-        return why or (f"no held-out curve {name} in this evidence" +
-                       (f" (part {part} was not run: add it to --parts)" if part else ""))
+        return why or MissingEvidence(f"no held-out curve {name} in this evidence" +
+                                      (f" (part {part} was not run: add it to --parts)" if part else ""))
     return None
 
 

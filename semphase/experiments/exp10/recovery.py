@@ -134,9 +134,9 @@ def prompt_source(ctx, rank, eval_ts):
     range's length; None (the held-out range is used) when part p is not asked for or there is no
     held-out range."""
     from ...data import load_eval_tokens
-    from .run import PARTS, expand_parts
+    from .run import expand_parts, run_parts
 
-    if eval_ts is None or "p" not in expand_parts(ctx.parts or PARTS):
+    if eval_ts is None or "p" not in expand_parts(run_parts(ctx)):
         return None
     s = ctx.session.settings
     start = rank.meta.get("token_range", [0, rank.n_tokens])[1]

@@ -27,6 +27,12 @@ ORIGINAL_GRID = sorted(set(range(0, 141, 10)) | {5, 15, 25, 35, 43, 50, 144})
 ORIGINAL_L0P_GRID = sorted(set(range(0, 131, 10)) | {5, 15, 25, 30, 35, 40, 50, 132})
 
 
+def run_parts(ctx) -> str:
+    """The exp10 parts a session measures: ``--parts`` where given, else the budget's (``Budget.exp10_parts``),
+    else every part (before their needs are added: :func:`expand_parts`)."""
+    return ctx.parts or ctx.budget.exp10_parts or PARTS
+
+
 def expand_parts(parts: str) -> str:
     chosen = set(parts.replace(",", "").strip().lower() or PARTS)
     unknown = chosen - set(PARTS)
