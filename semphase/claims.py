@@ -533,12 +533,20 @@ def requires(ev: dict, *keys: str) -> str | None:
     return None
 
 
+NOT_MEASURED_PREFIX = "measured at the "  # the condition of a claim test its budget did not measure
+
+
+def not_measured(deciding_name: str | None) -> bool:
+    """Whether a verdict's deciding condition (its name) is the budget's "not measured" one."""
+    return bool(deciding_name) and deciding_name.startswith(NOT_MEASURED_PREFIX) and " budget (it leaves out " in deciding_name
+
+
 def not_measured_at_budget(result: "ClaimResult", ev: dict) -> "ClaimResult":
     """``result`` (skipped for want of evidence the budget did not measure) as an inconclusive verdict whose one
     condition says which budget left which parts out, and what would measure them."""
     left, budget = ev["parts_left_out_by_budget"], ev.get("budget", "this")
     result.applicable, result.conditions = True, [Condition(
-        f"measured at the {budget} budget (it leaves out {ev.get('experiment', 'the experiment')}'s part(s) "
+        f"{NOT_MEASURED_PREFIX}{budget} budget (it leaves out {ev.get('experiment', 'the experiment')}'s part(s) "
         f"{left} to fit its time; --budget quick measures them: {result.reason})", "no", "==", "yes", False,
         inconclusive=True)]
     result.reason = ""

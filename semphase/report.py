@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import atomic_write_bytes, atomic_write_text
-from .claims import KINDS, NOT_APPLICABLE, UNDECIDED, deciding_index
+from .claims import KINDS, NOT_APPLICABLE, UNDECIDED, deciding_index, not_measured
 from .errors import SemphaseError
 
 DPI = 150
@@ -470,8 +470,12 @@ def totals(rows: list[dict]) -> str:
             continue
         words = _TALLY_WORDS.get(kind, {})
         order = [v for v in _TALLY_ORDER if v in tally] + sorted(set(tally) - set(_TALLY_ORDER))
+        unmeasured = sum(1 for r in rows if r["kind"] == kind and r["verdict_value"] == "inconclusive"
+                         and not_measured(r.get("deciding_name")))
         parts.append(f"{_KIND_TITLES.get(kind, kind)} ({kind}): " +
-                     ", ".join(f"{tally[v]} {words.get(v, v)}" for v in order))
+                     ", ".join(f"{tally[v]} {words.get(v, v)}" +
+                               (f" ({unmeasured} of them not measured at their budget)"
+                                if v == "inconclusive" and unmeasured else "") for v in order))
     text = "Totals: " + "; ".join(parts) + "."
     orig: dict[str, int] = {}
     for r in rows:

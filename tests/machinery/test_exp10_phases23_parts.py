@@ -558,6 +558,10 @@ def test_brief_budget_measures_its_parts_and_says_what_it_left_out(tiny_llama, t
     assert "brief budget" not in json.dumps(by_test["test_c18_heldout_removable_below_30pct"])  # part c was measured
     assert by_test["test_c18_heldout_removable_below_30pct"]["verdict_value"] != "skipped"
     assert by_test["test_c20_reproduce_mean_ablation"]["verdict_value"] == "skipped"  # GPT-2's protocol only
+    totals = next(l for l in (tmp_path / "brief" / "reports" / "README.md").read_text().splitlines()
+                  if l.startswith("Totals:"))
+    unmeasured = sum(1 for c in by_test.values() if c["kind"] == "H" and "brief budget" in json.dumps(c["conditions"]))
+    assert f"({unmeasured} of them not measured at their budget)" in totals
     del ev["parts_left_out_by_budget"]  # as --parts given by hand records it: the plain skip
     r = M_CLAIMS.evaluate(ev, "test_c20_mean_beats_zero_heldout")
     assert not r.applicable and "part f was not run" in r.reason
