@@ -26,8 +26,7 @@ from ...stats import (N_BOOT, correlation, heavy_tail_comparison, heavy_tail_pow
 from ...budgets import Budget
 from .run import (JACKKNIFE, KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
                   Exp10Run, _ascending_order, _distribution_stats, _jk, _label, _ranking, expand_parts, grid,
-                  run_parts,
-                  paired_difference_ci)
+                  paired_difference_ci, run_parts)
 
 def reusable_parts() -> dict:
     """Parts an earlier run's evidence can stand in for (``--reuse-evidence``): part -> a function
