@@ -55,11 +55,11 @@ BUDGETS = {
                     "tests compare by bisection",
                     8192, replace_layers=6, crossfit=True, every_layer_c23=True),
     "brief": Budget("brief", 2048, 1024, True,
-                    "quick's tokens, held-out range and rules, with exp10 limited to parts a, c, d, e and l (the "
-                    "single-head zero and mean sweeps on the rank range, the held-out cumulative zero curve, the "
-                    "layer profile, the FLOP tables), to fit about 2 hours on two CPU cores for SmolLM2-135M; the "
-                    "claim tests that need exp10's other parts are inconclusive (not measured)",
-                    8192, replace_layers=6, crossfit=True, every_layer_c23=True, exp10_parts="acdel"),
+                    "quick's tokens, held-out range and rules, with exp10 limited to parts a, c, d and l (the "
+                    "single-head zero-ablation sweep on the rank range, the held-out cumulative zero curve, the "
+                    "layer profile, the FLOP tables), to fit 2 hours on two CPU cores for SmolLM2-135M; the claim "
+                    "tests that need exp10's other parts are inconclusive (not measured)",
+                    8192, replace_layers=6, crossfit=True, every_layer_c23=True, exp10_parts="acdl"),
     "full": Budget("full", 2048, 1024, True,
                    "rankings on the first 2,048 tokens (the original's data); held-out on the rest of the "
                    "validation split", None, weight_draws=20, original_grids=True, pca_chunks=50, crossfit=True),

@@ -15,7 +15,7 @@ DEFAULT_MODEL = "smollm2-135m"
 BUDGETS = ("smoke", "brief", "quick", "full")
 BUDGET_HELP = ("smoke: every step on 2 chunks of 64 tokens, sanity only, no claim asserted (minutes); quick: the "
                "original's 2,048 tokens plus 8,192 held out (default; hours on two CPU cores for exp10, minutes on a "
-               "GPU); brief: quick with exp10 limited to parts a, c, d, e, l (about 2 hours on two CPU cores; the "
+               "GPU); brief: quick with exp10 limited to parts a, c, d, l (within 2 hours on two CPU cores; the "
                "claims of the other parts inconclusive, not measured); full: held out on the rest of the split")
 
 
