@@ -526,7 +526,7 @@ def test_part_h_joints_share_the_held_out_captures(tiny_llama, tiny_text, tmp_pa
         return M.measure_tokens(lm, ts, get_budget("smoke"), EvidenceStore(tmp_path / name), "ah", eval_ts=eval_ts)
 
     shared = measure("shared")
-    monkeypatch.setattr(M, "KEEP_CAPTURES_CHUNKS", 0)  # the plain way: no chunk's capture kept between joints
+    monkeypatch.setattr(R, "KEEP_CAPTURES_CHUNKS", 0)  # the plain way: no chunk's capture kept between joints
     plain = measure("plain")
     hh = shared["harmful_heldout"]
     assert hh["n"] >= 2 and hh["null_random_sets"]["n"] >= 2  # the joints ran

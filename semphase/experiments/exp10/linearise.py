@@ -28,8 +28,8 @@ from ... import intervals, sweeps
 from ...errors import SemphaseError
 from ...flops import (GPT2_SMALL, attention_only_savings, flop_table, forward_flops, model_shapes,
                       original_attention_savings, original_head_flops, whole_model_savings)
-from .run import (KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, THRESHOLDS,
-                      Exp10Run, _ascending_order, _distribution_stats, grid, paired_difference_ci)
+from .run import (ORIGINAL_DELTA_DIGITS, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, THRESHOLDS,
+                      Exp10Run, _ascending_order, _distribution_stats, grid, kept_captures, paired_difference_ci)
 
 METHODS = ("relu", "l1", "identity")  # the original's three normalisations
 KERNEL = "kernel"  # the kernelisable feature-map attention (elu+1), factorised
@@ -248,7 +248,7 @@ def _read_to_threshold(run: Exp10Run, name: str, kind: str, order: list, means=N
     after the stop would be missed (the report says so)."""
     ts, base_blocks = run.eval_ts, run.base_eval_blocks
     n = len(order)
-    captures = {} if ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+    captures = kept_captures(ts)
 
     def measure_curve(st, label, _captures=None):
         return sweeps.curve(run.engine, ts, kind, order, st, run.store, means, means_tokens, name=label,
@@ -517,7 +517,7 @@ def _random_order_control(run: Exp10Run, where: dict, n_cand: int, all_from: dic
     rng = np.random.default_rng([run.seed, 26, 1])
     candidates = [list(x) for x in run.best_order]
     kind = run.best_method
-    caps = {rg: ({} if ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None) for rg, (ts, _) in where.items()}
+    caps = {rg: kept_captures(ts) for rg, (ts, _) in where.items()}
     th: dict[str, list[int]] = {"A": [], "B": []}
     brackets: dict[str, list] = {"A": [], "B": []}
     n_orders = run.budget.control_orders

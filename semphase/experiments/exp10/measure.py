@@ -24,9 +24,9 @@ from ...errors import SemphaseError
 from ...provenance import run_provenance
 from ...stats import (N_BOOT, correlation, heavy_tail_comparison, heavy_tail_powerlaw, ppl, zipf_fit)
 from ...budgets import Budget
-from .run import (JACKKNIFE, KEEP_CAPTURES_CHUNKS, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
+from .run import (JACKKNIFE, ORIGINAL_DELTA_DIGITS, ORIGINAL_GRID, ORIGINAL_L0P_GRID, PAIRED_DIFFERENCE, PART_NEEDS, PARTS,
                   Exp10Run, _ascending_order, _distribution_stats, _jk, _label, _ranking, expand_parts, grid,
-                  paired_difference_ci, run_parts)
+                  kept_captures, paired_difference_ci, run_parts)
 
 def reusable_parts() -> dict:
     """Parts an earlier run's evidence can stand in for (``--reuse-evidence``): part -> a function
@@ -353,7 +353,7 @@ def part_h(run: Exp10Run, ev: dict) -> None:
     if len(harm) >= 2:
         # the 2 + null_sets joints below run on the same held-out chunks: each chunk is captured once for all of
         # them (identical losses; about half of each joint's forwards saved) where that fits in memory
-        caps = {} if run.eval_ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+        caps = kept_captures(run.eval_ts)
         hh.update(_interaction(run, harm, "harmful joint zero (eval)", caps))
         k = len(harm)
         harm_set = set(harm)

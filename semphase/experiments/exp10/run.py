@@ -84,7 +84,14 @@ def bisect_midpoints(steps: list[int], judged: list[float], thresholds=THRESHOLD
     return sorted(mids)
 
 
-KEEP_CAPTURES_CHUNKS = 16  # a bisection keeps up to this many chunks' captures in memory between its rounds
+KEEP_CAPTURES_CHUNKS = 16  # sweeps that share captures (a bisection's rounds, part h's joints, C26's control orders)
+# keep up to this many chunks' captures in memory between them
+
+
+def kept_captures(ts) -> dict | None:
+    """A dict in which sweeps of ``ts`` share each chunk's capture (:func:`sweeps.chunk_units`), or None where ``ts``
+    has more than ``KEEP_CAPTURES_CHUNKS`` chunks (each sweep then captures its own, one chunk in memory at a time)."""
+    return {} if ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
 ORIGINAL_RATIO_DIGITS = 4  # the original printed and compared ratios to 4 decimals
 ORIGINAL_DELTA_DIGITS = 6  # and ΔPPL to 6: reproduction curves round as it did before sorting
 
@@ -223,7 +230,7 @@ class Exp10Run:
             ratios = [float(x) / base_ppl for x in ppl(blocks, self.cnt)]
             return ratios, ([round(r, ORIGINAL_RATIO_DIGITS) for r in ratios] if original else ratios)
 
-        captures = {} if fine == "bisect" and ts.n_chunks <= KEEP_CAPTURES_CHUNKS else None
+        captures = kept_captures(ts) if fine == "bisect" else None
         blocks = measure_curve(steps, name, captures)
         ratios, judged = judge(blocks)
         coarse = {str(t): removable(steps, judged, t) for t in THRESHOLDS}
