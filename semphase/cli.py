@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, options, registry
+from .budgets import BUDGETS
 from .claims import Verdict
 from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
@@ -185,17 +186,19 @@ def prepare_run(args, check_devices: bool = True):
                                 f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
+        budget_parts = getattr(BUDGETS.get(args.budget), "exp10_parts", None) if exp.id == "exp10" else None
         if exp.id == "exp10" and (args.replace_layers or args.reuse_evidence):
             from .experiments.exp10.run import expand_parts
 
-            if "i" not in expand_parts(args.parts or ""):
+            if "i" not in expand_parts(args.parts or budget_parts or ""):
                 given = [o for o, v in (("--replace-layers", args.replace_layers),
                                         ("--reuse-evidence", args.reuse_evidence)) if v]
+                measured = f"--parts {args.parts}" if args.parts else f"--budget {args.budget} (parts {budget_parts})"
                 raise SemphaseError(f"{', '.join(given)}: only exp10's phases 2-3 (parts i, j, k, v, p, which start from "
-                                    f"part i) use {'it' if len(given) == 1 else 'them'}, and --parts {args.parts} "
+                                    f"part i) use {'it' if len(given) == 1 else 'them'}, and {measured} "
                                     "measures none of them; add part i (or j, k, v, p), or drop the option.")
         if args.layers and exp.id == "exp10":
-            other = sorted((chosen or set(exp.parts)) - {"a"})
+            other = sorted((chosen or set(budget_parts or exp.parts)) - {"a"})
             if other:
                 raise SemphaseError(f"--layers {args.layers}: only part a's single-head sweep takes a layer list; parts "
                                     f"{''.join(other)} need every head (phases 2-3 choose their layers with "

@@ -47,3 +47,18 @@ def test_part_with_option_acts_or_is_refused(part, option, tiny_llama, tiny_text
     ev = session.evidence("exp10", session.model(str(tiny_llama)))
     assert part in ev["parts"] and PRODUCES[part](ev), f"part {part} with {flags}: no evidence"
     assert took_effect(ev), f"part {part}: {flags} did not act"
+
+
+@pytest.mark.parametrize("experiments", [["exp10"], ["all"]])
+def test_budget_without_phases23_refuses_their_options(experiments, tiny_llama, tiny_text, tmp_path):
+    """--budget brief measures no phase 2-3 part unless --parts asks: --replace-layers is refused there, naming the
+    budget, and accepted once --parts asks for part i."""
+    def prepare(*extra):
+        return cli.prepare_run(cli.build_parser().parse_args([
+            "run", *experiments, "--model", str(tiny_llama), "--text-file", str(tiny_text), "--budget", "brief",
+            "--quiet", "--output-dir", str(tmp_path / "out"), "--replace-layers", "1", *extra]))
+
+    with pytest.raises(SemphaseError, match=r"--replace-layers.*--budget brief \(parts acdl\)"):
+        prepare()
+    if experiments == ["exp10"]:
+        prepare("--parts", "i")  # asked for by hand: accepted
