@@ -187,16 +187,12 @@ def prepare_run(args, check_devices: bool = True):
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
         budget_parts = getattr(BUDGETS.get(args.budget), "exp10_parts", None) if exp.id == "exp10" else None
-        if exp.id == "exp10" and (args.replace_layers or args.reuse_evidence):
-            from .experiments.exp10.run import expand_parts
+        if exp.id == "exp10":
+            from .experiments.exp10.run import unused_phase23_options
 
-            if "i" not in expand_parts(args.parts or budget_parts or ""):
-                given = [o for o, v in (("--replace-layers", args.replace_layers),
-                                        ("--reuse-evidence", args.reuse_evidence)) if v]
-                measured = f"--parts {args.parts}" if args.parts else f"--budget {args.budget} (parts {budget_parts})"
-                raise SemphaseError(f"{', '.join(given)}: only exp10's phases 2-3 (parts i, j, k, v, p, which start from "
-                                    f"part i) use {'it' if len(given) == 1 else 'them'}, and {measured} "
-                                    "measures none of them; add part i (or j, k, v, p), or drop the option.")
+            why = unused_phase23_options(args.parts, args.budget, args.replace_layers, args.reuse_evidence)
+            if why:
+                raise SemphaseError(why)
         if args.layers and exp.id == "exp10":
             other = sorted((chosen or set(budget_parts or exp.parts)) - {"a"})
             if other:

@@ -167,6 +167,12 @@ class Session:
         for dev in (self.settings.devices if devices else ()):
             resolve_device(dev)
         self.settings.get_budget()
+        if self.settings.replace_layers and not self.settings.parts:  # pytest: every part the budget measures
+            from .experiments.exp10.run import unused_phase23_options
+
+            why = unused_phase23_options(None, self.settings.budget, self.settings.replace_layers)
+            if why:
+                raise SemphaseError(why)
         if write and not self.settings.no_report:
             self.layout.ensure_writable()
 

@@ -62,3 +62,13 @@ def test_budget_without_phases23_refuses_their_options(experiments, tiny_llama, 
         prepare()
     if experiments == ["exp10"]:
         prepare("--parts", "i")  # asked for by hand: accepted
+
+
+def test_pytest_options_refuse_replace_layers_at_a_budget_without_phases23():
+    """The pytest options (every part the budget measures, no --parts) refuse --replace-layers at --budget brief
+    with the same sentence as the command line, and take it at quick."""
+    from semphase.session import Session, Settings
+
+    with pytest.raises(SemphaseError, match=r"--replace-layers.*--budget brief \(parts acdl\)"):
+        Session(Settings(budget="brief", replace_layers=1)).check_options(write=False, devices=False)
+    Session(Settings(budget="quick", replace_layers=1)).check_options(write=False, devices=False)
