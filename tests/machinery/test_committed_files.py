@@ -1,5 +1,6 @@
-"""Committed results and reports name no machine's absolute paths: data copies are named inside their data folder
-(wikitext-2-raw/wiki.valid.raw) with their sha256, so a report reads the same on every machine."""
+"""Committed results and reports name no machine's absolute paths (data copies are named inside their data folder,
+wikitext-2-raw/wiki.valid.raw, with their sha256, so a report reads the same on every machine), and their verdicts are
+the current rules' on the committed evidence."""
 import re
 import subprocess
 from pathlib import Path
@@ -25,3 +26,28 @@ def test_committed_results_and_reports_hold_no_absolute_machine_path():
                 offenders.append(f"{name}:{i + 1}: {line.strip()[:120]}")
                 break
     assert not offenders, "\n".join(offenders[:20])
+
+
+def _committed_records():
+    from semphase import registry
+    from semphase.report import OutputLayout, load_records
+
+    layout = OutputLayout.make("results", root=ROOT)
+    for exp in registry.all_experiments():
+        for rec in load_records(layout, exp.id):
+            yield exp, rec
+
+
+def test_committed_verdicts_are_the_current_rules_on_the_committed_evidence():
+    """Every committed verdict (results/data) is what the current claim rules give on the committed evidence, so the
+    committed reports never show a verdict of an older rule (after a rule change: `semphase report --reevaluate`)."""
+    stale = []
+    for exp, rec in _committed_records():
+        ev = rec["evidence"]
+        now = {r.test: r.verdict() for r in exp.claims.evaluate_all(ev) + exp.claims.skipped_extra(ev)}
+        stored = {c["test"]: c["verdict"] for c in rec["claims"] if not c.get("user")}
+        for test in sorted(set(now) | set(stored)):
+            if now.get(test) != stored.get(test):
+                stale.append(f"{exp.id} {ev.get('model')} {test}: committed {stored.get(test)!r}, "
+                             f"the current rule {now.get(test)!r}")
+    assert not stale, "\n".join(stale)
