@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", action="store_true",
                      help="draw every figure again from the stored evidence (PNG, vector PDF, caption)")
 
+    cmp_ = sub.add_parser("compare", help="two runs' claim tables row by row: verdicts that differ, rows only one "
+                                          "holds, how far the deciding values moved; exit 3 when they differ",
+                          description="Each side is an output folder (its reports/claims.jsonl; 'results' is the "
+                                      "repository's committed run) or a claims.jsonl file. Exit 0 when both tables "
+                                      "hold the same rows with the same verdicts, 3 when not, 2 on bad input.")
+    cmp_.add_argument("a", help="the first run: an output folder, 'results', or a claims.jsonl")
+    cmp_.add_argument("b", help="the second run, likewise")
+    cmp_.add_argument("--show", type=int, default=10, help="rows listed per kind of difference (default 10)")
+
     cache = sub.add_parser("cache", help="what a run's cache holds: units and the compute time they cost, per "
                                          "measurement, model and device (a run resumed across sittings, in progress)")
     cache.add_argument("--output-dir", default=None, help="the folder a run wrote to (its cache is OUTPUT/cache; "
@@ -320,6 +329,31 @@ def cmd_report(args) -> int:
     written = rebuild(layout, reevaluate=args.reevaluate, figures=args.figures)
     print("wrote:\n  " + "\n  ".join(written))
     return 0
+
+
+def cmd_compare(args) -> int:
+    """Two runs' claim tables, row by row (experiment, model, test, protocol); exit 3 when they differ."""
+    from .report import compare_claims
+
+    c = compare_claims(args.a, args.b)
+    name = lambda k: (f"{k[0]} {k[1]} {k[2]} [{k[3]}]" + (f" in {k[4]}" if k[4] else "")
+                      + (f" (yours: {k[5]})" if k[5] else ""))
+    print(f"A = {c['a']}\nB = {c['b']}")
+    print(f"{c['both']} rows in both, {c['both'] - len(c['differ'])} with the same verdict; {len(c['differ'])} differ; "
+          f"{len(c['only_a'])} only in A, {len(c['only_b'])} only in B")
+    for k, ra, rb in c["differ"][:args.show]:
+        print(f"  verdict differs: {name(k)}: A {ra['verdict']} ({ra.get('deciding_name')} = {ra.get('deciding_value')}), "
+              f"B {rb['verdict']} ({rb.get('deciding_name')} = {rb.get('deciding_value')})")
+    for label, keys in (("only in A", c["only_a"]), ("only in B", c["only_b"])):
+        for k in keys[:args.show]:
+            print(f"  {label}: {name(k)}")
+    if c["moved"]:
+        rel, k, va, vb = c["moved"][0]
+        print(f"same verdict, deciding value moved: {len(c['moved'])} rows; the most, {name(k)}: {va} -> {vb} "
+              f"({rel:.2e} relative)")
+    elif c["both"]:
+        print("same verdict rows: every deciding value equal")
+    return 3 if c["differ"] or c["only_a"] or c["only_b"] else 0
 
 
 def cmd_cache(args) -> int:
@@ -553,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_experiments(args)
         if args.command == "cache":
             return cmd_cache(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "claims":
             return cmd_claims(args)
         if args.command == "stimuli":

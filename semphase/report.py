@@ -819,3 +819,66 @@ def rebuild(layout: OutputLayout, reevaluate: bool = False, figures: bool = Fals
     written.append(write_summary(layout))
     written += [str(layout.reports / "claims.csv"), str(layout.reports / "claims.jsonl")]
     return written
+
+
+def claims_table_path(where: str | os.PathLike) -> Path:
+    """The tidy table a ``compare`` side names: a ``claims.jsonl`` file itself, or an output folder (its
+    ``reports/claims.jsonl``; ``results`` is the repository's committed layout, whose table is ``reports/claims.jsonl``)."""
+    path = Path(where)
+    if path.is_file():
+        if path.suffix != ".jsonl":
+            raise SemphaseError(f"{str(where)!r}: give an output folder or its reports/claims.jsonl, not a "
+                                f"{path.suffix or 'suffix-less'} file.")
+        return path
+    table = OutputLayout.make(where).reports / "claims.jsonl"
+    if not table.is_file():
+        raise SemphaseError(f"{str(where)!r} holds no claims table ({table} is missing): give the --output-dir of a "
+                            "finished run (or 'results'), or run 'semphase report --output-dir DIR' there first.")
+    return table
+
+
+def _side_folder(folder: str) -> str:
+    """A tidy row's folder as its name beside the run's own ("" for the run's own: "." in an output folder,
+    "results" in the repository's layout), so that two runs' tables meet whatever their folders are called."""
+    if folder in (".", "results"):
+        return ""
+    return folder[len("results/"):] if folder.startswith("results/") else folder
+
+
+def _row_key(r: dict) -> tuple:
+    # one row per claim test, model and protocol in a folder; a researcher's rows are told apart by their file
+    return r["experiment"], r["model"], r["test"], r["protocol"], _side_folder(r.get("folder", "")), \
+        r.get("claims_file") or ""
+
+
+def compare_claims(a: str | os.PathLike, b: str | os.PathLike) -> dict:
+    """Two runs' claim tables row by row (experiment, model, test, protocol): the rows only one holds, the rows
+    whose verdicts differ, and how far the deciding values of rows with equal verdicts moved (relative)."""
+    tables = []
+    for side in (a, b):
+        path = claims_table_path(side)
+        rows = {}
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                key = _row_key(r)
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise SemphaseError(f"{path}:{n}: not a row of semphase's claims table ({exc}).") from None
+            if key in rows:
+                raise SemphaseError(f"{path}:{n}: a second row of {key[2]} on {key[1]} under protocol {key[3]!r}"
+                                    + (f" in {key[4]}" if key[4] else "") + ".")
+            rows[key] = r
+        tables.append((str(path), rows))
+    (pa, ra), (pb, rb) = tables
+    both = [k for k in ra if k in rb]
+    differ = [(k, ra[k], rb[k]) for k in both if ra[k]["verdict"] != rb[k]["verdict"]]
+    moved = []
+    for k in both:
+        va, vb = ra[k].get("deciding_value"), rb[k].get("deciding_value")
+        if ra[k]["verdict"] == rb[k]["verdict"] and isinstance(va, (int, float)) and isinstance(vb, (int, float)) \
+                and va != vb:
+            moved.append((abs(va - vb) / max(abs(va), abs(vb)), k, va, vb))
+    return {"a": pa, "b": pb, "both": len(both), "differ": differ, "moved": sorted(moved, reverse=True),
+            "only_a": [k for k in ra if k not in rb], "only_b": [k for k in rb if k not in ra]}

@@ -238,3 +238,29 @@ def test_strict_exits_3_when_a_claim_does_not_hold(tmp_path, monkeypatch, capsys
 
 def test_layers_with_parts_that_need_every_head_is_refused(tiny_run):
     one_sentence_error(tiny_run("--parts", "ai", "--layers", "0,1"), "only part a's single-head sweep", "--parts a")
+
+
+def test_compare_names_the_verdicts_that_differ_and_exits_3(tmp_path, capsys):
+    """`semphase compare A B` exits 0 on two tables with the same rows and verdicts, 3 naming the row whose verdict
+    differs and the row only one side holds, 2 in one sentence on a folder without a claims table."""
+    from semphase.cli import main
+
+    rows = [json.loads(l) for l in (ROOT / "reports" / "claims.jsonl").read_text().splitlines() if l.strip()]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["compare", str(a), str(a)]) == 0
+    assert "0 differ; 0 only in A, 0 only in B" in capsys.readouterr().out
+    flip = next(i for i, r in enumerate(rows) if r["verdict"] == "replicates")
+    changed = [dict(r) for r in rows]
+    changed[flip]["verdict"] = "does NOT replicate"
+    dropped = changed.pop()
+    moved = next(r for r in changed if isinstance(r["deciding_value"], float) and r is not changed[flip])
+    moved["deciding_value"] *= 1.5
+    b.write_text("".join(json.dumps(r) + "\n" for r in changed))
+    assert main(["compare", str(a), str(b)]) == 3
+    out = capsys.readouterr().out
+    assert f"verdict differs: {rows[flip]['experiment']} {rows[flip]['model']} {rows[flip]['test']}" in out
+    assert "A replicates" in out and "B does NOT replicate" in out
+    assert f"only in A: {dropped['experiment']} {dropped['model']} {dropped['test']}" in out
+    assert f"the most, {moved['experiment']} {moved['model']} {moved['test']}" in out
+    one_sentence_error(cli("compare", str(a), str(tmp_path)), "holds no claims table")
