@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("a", help="the first run: an output folder, 'results', or a claims.jsonl")
     cmp_.add_argument("b", help="the second run, likewise")
     cmp_.add_argument("--show", type=int, default=10, help="rows listed per kind of difference (default 10)")
+    cmp_.add_argument("--common", action="store_true", help="judge only the rows both tables hold (a run of some "
+                      "experiments against a whole one): rows only one side holds are counted, not a difference")
 
     cache = sub.add_parser("cache", help="what a run's cache holds: units and the compute time they cost, per "
                                          "measurement, model and device (a run resumed across sittings, in progress)")
@@ -345,7 +347,7 @@ def cmd_compare(args) -> int:
         print(f"  verdict differs: {name(k)}: A {ra['verdict']} ({ra.get('deciding_name')} = {ra.get('deciding_value')}), "
               f"B {rb['verdict']} ({rb.get('deciding_name')} = {rb.get('deciding_value')})")
     for label, keys in (("only in A", c["only_a"]), ("only in B", c["only_b"])):
-        for k in keys[:args.show]:
+        for k in keys[:0 if args.common else args.show]:
             print(f"  {label}: {name(k)}")
     if c["moved"]:
         rel, k, va, vb = c["moved"][0]
@@ -353,7 +355,7 @@ def cmd_compare(args) -> int:
               f"({rel:.2e} relative)")
     elif c["both"]:
         print("same verdict rows: every deciding value equal")
-    return 3 if c["differ"] or c["only_a"] or c["only_b"] else 0
+    return 3 if c["differ"] or (not args.common and (c["only_a"] or c["only_b"])) else 0
 
 
 def cmd_cache(args) -> int:

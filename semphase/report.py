@@ -823,7 +823,8 @@ def rebuild(layout: OutputLayout, reevaluate: bool = False, figures: bool = Fals
 
 def claims_table_path(where: str | os.PathLike) -> Path:
     """The tidy table a ``compare`` side names: a ``claims.jsonl`` file itself, or an output folder (its
-    ``reports/claims.jsonl``; ``results`` is the repository's committed layout, whose table is ``reports/claims.jsonl``)."""
+    ``reports/claims.jsonl``; ``results``, here or in another checkout, is a repository's committed layout, whose
+    table is ``reports/claims.jsonl`` beside it)."""
     path = Path(where)
     if path.is_file():
         if path.suffix != ".jsonl":
@@ -831,6 +832,8 @@ def claims_table_path(where: str | os.PathLike) -> Path:
                                 f"{path.suffix or 'suffix-less'} file.")
         return path
     table = OutputLayout.make(where).reports / "claims.jsonl"
+    if not table.is_file() and path.name == "results":  # another checkout's committed layout: its reports/ beside
+        table = path.parent / "reports" / "claims.jsonl"
     if not table.is_file():
         raise SemphaseError(f"{str(where)!r} holds no claims table ({table} is missing): give the --output-dir of a "
                             "finished run (or 'results'), or run 'semphase report --output-dir DIR' there first.")

@@ -242,7 +242,8 @@ def test_layers_with_parts_that_need_every_head_is_refused(tiny_run):
 
 def test_compare_names_the_verdicts_that_differ_and_exits_3(tmp_path, capsys):
     """`semphase compare A B` exits 0 on two tables with the same rows and verdicts, 3 naming the row whose verdict
-    differs and the row only one side holds, 2 in one sentence on a folder without a claims table."""
+    differs and the row only one side holds (0 with --common when the rows both hold agree), 2 in one sentence on a
+    folder without a claims table."""
     from semphase.cli import main
 
     rows = [json.loads(l) for l in (ROOT / "reports" / "claims.jsonl").read_text().splitlines() if l.strip()]
@@ -263,4 +264,7 @@ def test_compare_names_the_verdicts_that_differ_and_exits_3(tmp_path, capsys):
     assert "A replicates" in out and "B does NOT replicate" in out
     assert f"only in A: {dropped['experiment']} {dropped['model']} {dropped['test']}" in out
     assert f"the most, {moved['experiment']} {moved['model']} {moved['test']}" in out
+    b.write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))  # a run of fewer tests, the same verdicts
+    assert main(["compare", str(b), str(a)]) == 3
+    assert main(["compare", "--common", str(b), str(a)]) == 0
     one_sentence_error(cli("compare", str(a), str(tmp_path)), "holds no claims table")
