@@ -1,6 +1,6 @@
 """Committed results and reports name no machine's absolute paths (data copies are named inside their data folder,
 wikitext-2-raw/wiki.valid.raw, with their sha256, so a report reads the same on every machine), and their verdicts are
-the current rules' on the committed evidence."""
+the current rules' on the committed evidence, with no claim test skipped for want of evidence the run could measure."""
 import re
 import subprocess
 from pathlib import Path
@@ -51,3 +51,20 @@ def test_committed_verdicts_are_the_current_rules_on_the_committed_evidence():
                 stale.append(f"{exp.id} {ev.get('model')} {test}: committed {stored.get(test)!r}, "
                              f"the current rule {now.get(test)!r}")
     assert not stale, "\n".join(stale)
+
+
+def test_committed_run_skips_no_claim_test_for_want_of_a_part_it_could_measure():
+    """No claim test of the committed run (results/data, the rules applied again to its evidence) is skipped because
+    its run left out evidence (claims.MissingEvidence): every test has a verdict, or is skipped because its rule
+    does not apply to this model (the original's GPT-2 protocol, a comparison across models, an untrained twin)."""
+    from semphase.claims import MissingEvidence
+
+    missing, n = [], 0
+    for exp, rec in _committed_records():
+        ev = rec["evidence"]
+        for result in exp.claims.evaluate_all(ev):
+            n += 1
+            if not result.applicable and isinstance(result.reason, MissingEvidence):
+                missing.append(f"{exp.id} {ev.get('model')} {result.test}: {result.reason}")
+    assert n, "no committed data file holds claim evidence"
+    assert not missing, "\n".join(missing)
