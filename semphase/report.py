@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -880,8 +881,12 @@ def compare_claims(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     moved = []
     for k in both:
         va, vb = ra[k].get("deciding_value"), rb[k].get("deciding_value")
-        if ra[k]["verdict"] == rb[k]["verdict"] and isinstance(va, (int, float)) and isinstance(vb, (int, float)) \
-                and va != vb:
-            moved.append((abs(va - vb) / max(abs(va), abs(vb)), k, va, vb))
+        if ra[k]["verdict"] != rb[k]["verdict"] or not all(isinstance(v, (int, float)) for v in (va, vb)):
+            continue
+        if math.isfinite(va) and math.isfinite(vb):
+            if va != vb:
+                moved.append((abs(va - vb) / max(abs(va), abs(vb)), k, va, vb))
+        elif not (math.isnan(va) and math.isnan(vb)) and va != vb:  # inf or NaN on one side only
+            moved.append((math.inf, k, va, vb))
     return {"a": pa, "b": pb, "both": len(both), "differ": differ, "moved": sorted(moved, reverse=True),
             "only_a": [k for k in ra if k not in rb], "only_b": [k for k in rb if k not in ra]}

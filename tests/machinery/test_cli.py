@@ -248,9 +248,11 @@ def test_compare_names_the_verdicts_that_differ_and_exits_3(tmp_path, capsys):
 
     rows = [json.loads(l) for l in (ROOT / "reports" / "claims.jsonl").read_text().splitlines() if l.strip()]
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    rows[0]["deciding_value"] = float("nan")  # NaN on both sides is no move
     a.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["compare", str(a), str(a)]) == 0
-    assert "0 differ; 0 only in A, 0 only in B" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 differ; 0 only in A, 0 only in B" in out and "every deciding value equal" in out
     flip = next(i for i, r in enumerate(rows) if r["verdict"] == "replicates")
     changed = [dict(r) for r in rows]
     changed[flip]["verdict"] = "does NOT replicate"
