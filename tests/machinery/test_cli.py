@@ -257,7 +257,8 @@ def test_compare_names_the_verdicts_that_differ_and_exits_3(tmp_path, capsys):
     changed = [dict(r) for r in rows]
     changed[flip]["verdict"] = "does NOT replicate"
     dropped = changed.pop()
-    moved = next(r for r in changed if isinstance(r["deciding_value"], float) and r is not changed[flip])
+    moved = next(r for r in changed if isinstance(r["deciding_value"], float) and r["deciding_value"] == r["deciding_value"]
+                 and r["deciding_value"] != 0 and r is not changed[flip])
     moved["deciding_value"] *= 1.5
     b.write_text("".join(json.dumps(r) + "\n" for r in changed))
     assert main(["compare", str(a), str(b)]) == 3
