@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from . import __version__, options, registry
-from .budgets import BUDGETS
 from .claims import Verdict
 from .errors import SemphaseError
 from .session import Session, Settings, parse_layers
@@ -197,15 +196,14 @@ def prepare_run(args, check_devices: bool = True):
                                 f"{exp.id}.")
         if args.layers and exp.id != "exp10":
             raise SemphaseError(f"--layers: only exp10's single-head sweep takes layers; drop the option for {exp.id}.")
-        budget_parts = getattr(BUDGETS.get(args.budget), "exp10_parts", None) if exp.id == "exp10" else None
         if exp.id == "exp10":
-            from .experiments.exp10.run import unused_phase23_options
+            from .experiments.exp10.run import budget_parts, unused_phase23_options
 
             why = unused_phase23_options(args.parts, args.budget, args.replace_layers, args.reuse_evidence)
             if why:
                 raise SemphaseError(why)
         if args.layers and exp.id == "exp10":
-            other = sorted((chosen or set(budget_parts or exp.parts)) - {"a"})
+            other = sorted((chosen or set(budget_parts(args.budget) or exp.parts)) - {"a"})
             if other:
                 raise SemphaseError(f"--layers {args.layers}: only part a's single-head sweep takes a layer list; parts "
                                     f"{''.join(other)} need every head (phases 2-3 choose their layers with "

@@ -33,16 +33,21 @@ def run_parts(ctx) -> str:
     return ctx.parts or ctx.budget.exp10_parts or PARTS
 
 
+def budget_parts(budget_name: str) -> str | None:
+    """The exp10 parts a budget limits a run to when ``--parts`` is not given (``Budget.exp10_parts``), or None."""
+    from ...budgets import BUDGETS
+
+    return getattr(BUDGETS.get(budget_name), "exp10_parts", None)
+
+
 def unused_phase23_options(parts: str | None, budget_name: str, replace_layers=None, reuse_evidence=None) -> str | None:
     """Why ``--replace-layers`` / ``--reuse-evidence`` would be ignored (the parts measured, ``--parts`` or else the
     budget's, reach no phase 2-3 part), or None: the one check the command line and the pytest options share."""
-    from ...budgets import BUDGETS
-
     given = [o for o, v in (("--replace-layers", replace_layers), ("--reuse-evidence", reuse_evidence)) if v]
-    budget_parts = getattr(BUDGETS.get(budget_name), "exp10_parts", None)
-    if not given or "i" in expand_parts(parts or budget_parts or ""):
+    limited = budget_parts(budget_name)
+    if not given or "i" in expand_parts(parts or limited or ""):
         return None
-    measured = f"--parts {parts}" if parts else f"--budget {budget_name} (parts {budget_parts})"
+    measured = f"--parts {parts}" if parts else f"--budget {budget_name} (parts {limited})"
     return (f"{', '.join(given)}: only exp10's phases 2-3 (parts i, j, k, v, p, which start from part i) use "
             f"{'it' if len(given) == 1 else 'them'}, and {measured} measures none of them; add part i (or j, k, v, p), "
             "or drop the option.")
